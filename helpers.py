@@ -75,10 +75,15 @@ INPUT_SIZE = (224, 224)
 
 #: Default box threshold (fraction of the heatmap's maximum); chosen on the 60 ImageNet
 #: validation photos in ``tests/data/imagenet_val`` (see the notebook, "How good is it?").
-DEFAULT_BOX_THRESHOLD = 0.45
+DEFAULT_BOX_THRESHOLD = 0.4
 #: Default mask threshold (fraction of each CAM's maximum); chosen on the 26 Oxford-IIIT Pet
 #: photos in ``tests/data/pets_seg`` (see the notebook, "How good is it?").
-DEFAULT_MASK_THRESHOLD = 0.4
+DEFAULT_MASK_THRESHOLD = 0.35
+#: Test-time augmentation of detect() and segment(): input sides (one forward pass each) and a
+#: horizontal flip, maps averaged; the set-up chosen in the notebook's "How good is it?".
+#: grad_cams() defaults to the plain single 224 view (one forward, one batched backward).
+DEFAULT_INPUT_SIZES = (224, 320)
+DEFAULT_FLIP = True
 #: Maps for box extraction are made at most this many pixels; boxes are scaled back exactly.
 MAX_BOX_MAP_PIXELS = 2**22
 
@@ -108,7 +113,7 @@ class LoadedModel:
     categories: tuple[str, ...]
     target_layer: nn.Module
     classifier: nn.Linear
-    preprocess: Callable[[Image.Image], Tensor]
+    preprocess: Callable[..., Tensor]
 
     @property
     def device(self) -> torch.device:
@@ -120,18 +125,16 @@ def _imagenet_categories() -> tuple[str, ...]:
     return tuple(ResNet50_Weights.IMAGENET1K_V1.meta["categories"])
 
 
-def _whole_image_preprocess(mean: Sequence[float], std: Sequence[float]) -> Callable[[Image.Image], Tensor]:
-    """Resize the whole photo to 224x224 (no crop), scale to [0, 1], normalise; add a batch axis."""
-    pipeline = transforms.Compose(
-        [
-            transforms.Resize(INPUT_SIZE, interpolation=transforms.InterpolationMode.BILINEAR, antialias=True),
-            transforms.ToTensor(),
-            transforms.Normalize(mean=list(mean), std=list(std)),
-        ]
-    )
+def _whole_image_preprocess(mean: Sequence[float], std: Sequence[float]) -> Callable[..., Tensor]:
+    """``preprocess(image, size=224)``: resize the whole photo to size x size (no crop), scale to
+    [0, 1], normalise with the model's mean/std; ``[1, 3, size, size]``."""
+    finish = transforms.Compose([transforms.ToTensor(), transforms.Normalize(mean=list(mean), std=list(std))])
 
-    def preprocess(image: Image.Image) -> Tensor:
-        return pipeline(to_rgb(image)).unsqueeze(0)
+    def preprocess(image: Image.Image, size: int = INPUT_SIZE[0]) -> Tensor:
+        if not _is_int(size) or int(size) < 32:
+            raise ValueError(f"size must be an int >= 32 (input side in pixels), got {size!r}")
+        resized = to_rgb(image).resize((int(size), int(size)), Image.Resampling.BILINEAR)
+        return finish(resized).unsqueeze(0)
 
     return preprocess
 
@@ -669,8 +672,57 @@ def _scale_box(box: Box, from_size: tuple[int, int], to_size: tuple[int, int]) -
 # --------------------------------------------------------------------------------------------
 
 
-def _preprocess_batch(loaded: LoadedModel, photos: Sequence[Image.Image]) -> Tensor:
-    return torch.cat([loaded.preprocess(photo) for photo in photos]).to(loaded.device)
+def _preprocess_batch(loaded: LoadedModel, photos: Sequence[Image.Image], size: int = INPUT_SIZE[0]) -> Tensor:
+    return torch.cat([loaded.preprocess(photo, size) for photo in photos]).to(loaded.device)
+
+
+def _check_input_sizes(input_sizes: object) -> tuple[int, ...]:
+    sizes = (input_sizes,) if _is_int(input_sizes) else input_sizes
+    if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence) or not sizes:
+        raise TypeError(f"input_sizes must be an int or a non-empty sequence of ints >= 32, got {input_sizes!r}")
+    if not all(_is_int(s) and int(s) >= 32 for s in sizes):
+        raise ValueError(f"input_sizes must hold ints >= 32 (input side in pixels), got {input_sizes!r}")
+    return tuple(int(s) for s in sizes)
+
+
+def _normalized_cams(
+    loaded: LoadedModel, batch: Tensor, targets: Sequence[Sequence[int]] | None, topk: int
+) -> tuple[Tensor, list[list[int]], list[Tensor]]:
+    probabilities, targets, raw = _forward_cams(loaded, batch, targets, topk)
+    return probabilities, targets, [normalize_heatmap(r) for r in raw]
+
+
+def _averaged_maps(
+    method: Callable[..., tuple[Tensor, list[list[int]], list[Tensor]]],
+    loaded: LoadedModel,
+    photos: Sequence[Image.Image],
+    targets: Sequence[Sequence[int]] | None,
+    topk: int,
+    input_sizes: Sequence[int],
+    flip: bool,
+) -> tuple[Tensor, list[list[int]], list[Tensor]]:
+    """Test-time augmentation around ``method`` (Grad-CAM or CAM), one forward pass per view.
+
+    The first input size, unflipped, gives the probabilities and (without ``targets``) the
+    top-k classes; every view's normalised maps ``[k, h_s, w_s]`` are resized bilinearly to the
+    grid of the largest input size, flipped views flipped back, averaged and renormalised.
+    -> (probabilities ``[B, C]``, targets, per photo ``[k_b, h, w]``).
+    """
+    views = [(size, mirrored) for size in input_sizes for mirrored in ((False, True) if flip else (False,))]
+    probabilities, per_view = None, []
+    for size, mirrored in views:
+        batch = _preprocess_batch(loaded, photos, size)
+        p, targets, maps = method(loaded, batch.flip(-1) if mirrored else batch, targets, topk)
+        probabilities = p if probabilities is None else probabilities
+        per_view.append([m.flip(-1) for m in maps] if mirrored else maps)
+    if len(per_view) == 1:
+        return probabilities, targets, per_view[0]
+    grid = max((maps[0].shape[-2:] for maps in per_view), key=lambda hw: hw[0] * hw[1])
+    averaged = [
+        normalize_heatmap(torch.stack([upsample_cams(view[b], grid) for view in per_view]).mean(dim=0))
+        for b in range(len(photos))
+    ]
+    return probabilities, targets, averaged
 
 
 def _forward_grad_cams(
@@ -713,17 +765,20 @@ def grad_cams(
     loaded: LoadedModel,
     image: ImageInput | Sequence[ImageInput],
     class_indices: Sequence[int] | Sequence[Sequence[int]],
+    input_sizes: int | Sequence[int] = INPUT_SIZE[0],
+    flip: bool = False,
 ) -> Tensor | list[Tensor]:
     """Grad-CAM heatmaps of k classes, ``[k, H, W]`` in [0, 1] at the photo's original size.
 
-    All maps come from one forward pass and one batched backward pass. Given a list of photos
-    (sizes may differ) and one list of class indices per photo, returns one tensor per photo,
-    in input order.
+    All maps of one view come from one forward pass and one batched backward pass (one view
+    per input size, two with ``flip``). Given a list of photos (sizes may differ) and one list
+    of class indices per photo, returns one tensor per photo, in input order.
     """
     is_batch, photos, targets = _batch_arguments(image, class_indices, len(loaded.categories))
     if targets is None:
         raise TypeError("class_indices is required: a list of class indices (one list per photo for a batch)")
-    _, _, cams = _forward_grad_cams(loaded, _preprocess_batch(loaded, photos), targets)
+    sizes = _check_input_sizes(input_sizes)
+    _, _, cams = _averaged_maps(_forward_grad_cams, loaded, photos, targets, 1, sizes, bool(flip))
     maps = [_full_size(c, (p.height, p.width)) for c, p in zip(cams, photos, strict=True)]
     return maps if is_batch else maps[0]
 
@@ -745,10 +800,22 @@ class Detection:
         return _full_size(self.cam.unsqueeze(0), self.image_size)[0].cpu().numpy()
 
 
-def _box_from_cam(cam: Tensor, image_size: tuple[int, int], threshold: float) -> Box | None:
+def _box_from_cam(
+    cam: Tensor, image_size: tuple[int, int], threshold: float, all_components: bool = False
+) -> Box | None:
+    """The box of a low-resolution map ``[h, w]`` in photo pixels: the largest component (or,
+    with ``all_components``, the box around all of them), found on a map of at most
+    ``MAX_BOX_MAP_PIXELS`` and scaled back to the photo."""
     work = _box_map_size(*image_size)
-    box = heatmap_to_bbox(_full_size(cam.unsqueeze(0), work)[0], threshold)
-    return None if box is None else _scale_box(box, work, image_size)
+    boxes = heatmap_to_boxes(_full_size(cam.unsqueeze(0), work)[0], threshold)
+    if not boxes:
+        return None
+    if all_components:
+        corners = torch.tensor(boxes)
+        box = (*corners[:, :2].amin(dim=0).tolist(), *corners[:, 2:].amax(dim=0).tolist())
+    else:
+        box = boxes[0]
+    return _scale_box(box, work, image_size)
 
 
 def detect(
@@ -757,16 +824,20 @@ def detect(
     topk: int = 5,
     threshold: float | None = None,
     class_indices: Sequence[int] | Sequence[Sequence[int]] | None = None,
+    input_sizes: int | Sequence[int] = DEFAULT_INPUT_SIZES,
+    flip: bool = DEFAULT_FLIP,
 ) -> list[Detection] | list[list[Detection]]:
     """Grad-CAM detections of the top-``topk`` classes (or of ``class_indices``), in rank order.
 
     ``threshold`` (fraction of each heatmap's maximum) defaults to
-    :data:`DEFAULT_BOX_THRESHOLD`. A list of photos gives one list of detections per photo.
+    :data:`DEFAULT_BOX_THRESHOLD`; ``input_sizes``/``flip`` select test-time augmentation (see
+    :func:`grad_cams`). A list of photos gives one list of detections per photo.
     """
     threshold = DEFAULT_BOX_THRESHOLD if threshold is None else check_threshold(threshold)
     topk = check_topk(topk, len(loaded.categories))
     is_batch, photos, targets = _batch_arguments(image, class_indices, len(loaded.categories))
-    probabilities, targets, cams = _forward_grad_cams(loaded, _preprocess_batch(loaded, photos), targets, topk)
+    sizes = _check_input_sizes(input_sizes)
+    probabilities, targets, cams = _averaged_maps(_forward_grad_cams, loaded, photos, targets, topk, sizes, bool(flip))
     results = []
     for b, (photo, classes, photo_cams) in enumerate(zip(photos, targets, cams, strict=True)):
         size = (photo.height, photo.width)
@@ -828,20 +899,23 @@ def segment(
     topk: int = 3,
     threshold: float | None = None,
     class_indices: Sequence[int] | Sequence[Sequence[int]] | None = None,
+    input_sizes: int | Sequence[int] = DEFAULT_INPUT_SIZES,
+    flip: bool = DEFAULT_FLIP,
 ) -> Segmentation | list[Segmentation]:
     """CAM segmentation of the top-``topk`` classes (or of ``class_indices``).
 
-    Raw CAMs (7x7) -> ReLU and max-normalisation -> bilinear upsampling to the photo ->
-    masks at ``threshold`` (fraction of each map's maximum, default
+    Raw CAMs (h x w, e.g. 7x7 for a 224 input) -> ReLU and max-normalisation -> bilinear
+    upsampling to the photo -> masks at ``threshold`` (fraction of each map's maximum, default
     :data:`DEFAULT_MASK_THRESHOLD`) -> label map by :func:`masks_to_label_map`.
+    ``input_sizes``/``flip``: test-time augmentation, as in :func:`grad_cams`.
     """
     threshold = DEFAULT_MASK_THRESHOLD if threshold is None else check_threshold(threshold)
     topk = check_topk(topk, len(loaded.categories))
     is_batch, photos, targets = _batch_arguments(image, class_indices, len(loaded.categories))
-    probabilities, targets, raw = _forward_cams(loaded, _preprocess_batch(loaded, photos), targets, topk)
+    sizes = _check_input_sizes(input_sizes)
+    probabilities, targets, lows = _averaged_maps(_normalized_cams, loaded, photos, targets, topk, sizes, bool(flip))
     results = []
-    for b, (photo, classes, cams) in enumerate(zip(photos, targets, raw, strict=True)):
-        low = normalize_heatmap(cams)
+    for b, (photo, classes, low) in enumerate(zip(photos, targets, lows, strict=True)):
         full = _full_size(low, (photo.height, photo.width))
         label_map = masks_to_label_map(cams_to_masks(full, threshold), full, classes)
         info = [(c, loaded.categories[c], float(probabilities[b, c])) for c in classes]
@@ -1059,3 +1133,138 @@ def foreground_iou(pred_mask: Tensor | np.ndarray, gt_mask: Tensor | np.ndarray,
     pred = pred & valid
     union = int((pred | truth).sum())
     return 1.0 if union == 0 else int((pred & truth).sum()) / union
+
+
+# --------------------------------------------------------------------------------------------
+# Evaluation on annotated photos
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BoxSample:
+    """An annotated photo: ImageNet class index and ground-truth boxes (clipped to the photo)."""
+
+    photo: Image.Image
+    class_index: int
+    boxes: list[Box]
+    name: str
+
+
+def load_imagenet_sample(root: str | os.PathLike) -> list[BoxSample]:
+    """``root/annotations.json`` + ``root/images/``: photos with class and boxes ``[x0, y0, x1, y1]``.
+    Boxes are clipped to the real photo size (the stored photos may be a few pixels smaller)."""
+    import json
+
+    root = Path(root)
+    samples = []
+    for entry in json.loads((root / "annotations.json").read_text()):
+        photo = load_image(root / "images" / entry["file"])
+        boxes = [
+            (max(0.0, x0), max(0.0, y0), min(float(photo.width), x1), min(float(photo.height), y1))
+            for x0, y0, x1, y1 in entry["boxes_xyxy"]
+        ]
+        samples.append(BoxSample(photo, int(entry["class_index"]), boxes, entry["file"]))
+    return samples
+
+
+def load_pets_sample(root: str | os.PathLike) -> list[tuple[str, Image.Image, np.ndarray]]:
+    """``root/images/*.jpg`` with ``root/masks/*.png`` (0 background, 1 cat, 2 dog, 255 ignore)."""
+    root = Path(root)
+    out = []
+    for path in sorted((root / "images").glob("*.jpg")):
+        mask = np.array(Image.open(root / "masks" / f"{path.stem}.png"))
+        out.append((path.stem, load_image(path), mask))
+    return out
+
+
+@dataclass(frozen=True)
+class LocalizationSweep:
+    """Boxes of the true class and the top-1 class per photo, for every threshold."""
+
+    thresholds: tuple[float, ...]
+    true_boxes: dict[float, list[Box | None]]
+    top1_boxes: dict[float, list[Box | None]]
+    top1_classes: list[int]
+    seconds_per_photo: float
+
+
+def localization_sweep(
+    loaded: LoadedModel,
+    samples: Sequence[BoxSample],
+    thresholds: Sequence[float],
+    input_sizes: int | Sequence[int] = DEFAULT_INPUT_SIZES,
+    flip: bool = DEFAULT_FLIP,
+    all_components: bool = False,
+) -> LocalizationSweep:
+    """Grad-CAM boxes of the true class (GT-known) and of the top-1 class on every photo, for
+    every threshold, from one :func:`detect`-style pass per photo. ``all_components``: the box
+    around every component above the threshold instead of the largest one."""
+    import time
+
+    thresholds = tuple(check_threshold(t, "thresholds") for t in thresholds)
+    sizes = _check_input_sizes(input_sizes)
+    true_boxes: dict[float, list] = {t: [] for t in thresholds}
+    top1_boxes: dict[float, list] = {t: [] for t in thresholds}
+    top1_classes = []
+    start = time.perf_counter()
+    for sample in samples:
+        size = (sample.photo.height, sample.photo.width)
+        probabilities, _, cams = _averaged_maps(
+            _forward_grad_cams, loaded, [sample.photo], [[sample.class_index]], 1, sizes, bool(flip)
+        )
+        top1 = int(probabilities[0].argmax())
+        top1_classes.append(top1)
+        true_map = cams[0][0]
+        if top1 != sample.class_index:  # the top-1 class's map needs its own backward pass
+            top1_map = _averaged_maps(_forward_grad_cams, loaded, [sample.photo], [[top1]], 1, sizes, bool(flip))[2]
+            top1_map = top1_map[0][0]
+        else:
+            top1_map = true_map
+        for t in thresholds:
+            true_boxes[t].append(_box_from_cam(true_map, size, t, all_components))
+            top1_boxes[t].append(
+                true_boxes[t][-1] if top1_map is true_map else _box_from_cam(top1_map, size, t, all_components)
+            )
+    elapsed = (time.perf_counter() - start) / max(1, len(samples))
+    return LocalizationSweep(thresholds, true_boxes, top1_boxes, top1_classes, elapsed)
+
+
+def centered_box(width: int, height: int, fraction: float = 0.5) -> Box:
+    """Baseline: a box of ``fraction`` of the photo's width and height, centred."""
+    return (
+        width * (1 - fraction) / 2,
+        height * (1 - fraction) / 2,
+        width * (1 + fraction) / 2,
+        height * (1 + fraction) / 2,
+    )
+
+
+def centered_ellipse(height: int, width: int, fraction: float = 0.5) -> Tensor:
+    """Baseline mask: the centred ellipse whose axes are ``fraction`` of the photo's: bool ``[H, W]``."""
+    ys = (torch.arange(height, dtype=torch.float64) + 0.5 - height / 2) / (fraction * height / 2)
+    xs = (torch.arange(width, dtype=torch.float64) + 0.5 - width / 2) / (fraction * width / 2)
+    return ys[:, None] ** 2 + xs[None, :] ** 2 <= 1
+
+
+def segmentation_sweep(
+    loaded: LoadedModel,
+    samples: Sequence[tuple[str, Image.Image, np.ndarray]],
+    thresholds: Sequence[float],
+    topk: int = 3,
+    input_sizes: int | Sequence[int] = DEFAULT_INPUT_SIZES,
+    flip: bool = DEFAULT_FLIP,
+) -> tuple[dict[float, list[float]], float]:
+    """Foreground IoU per photo and threshold: the union of the top-k CAM masks against the
+    ground-truth foreground (ignore label 255) -> ({threshold: [IoU per photo]}, seconds per photo)."""
+    import time
+
+    thresholds = tuple(check_threshold(t, "thresholds") for t in thresholds)
+    sizes = _check_input_sizes(input_sizes)
+    ious: dict[float, list[float]] = {t: [] for t in thresholds}
+    start = time.perf_counter()
+    for _, photo, mask in samples:
+        _, _, lows = _averaged_maps(_normalized_cams, loaded, [photo], None, topk, sizes, bool(flip))
+        full = _full_size(lows[0], (photo.height, photo.width))
+        for t in thresholds:
+            ious[t].append(foreground_iou(cams_to_masks(full, t).any(dim=0), mask))
+    return ious, (time.perf_counter() - start) / max(1, len(samples))

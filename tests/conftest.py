@@ -1,0 +1,51 @@
+"""Shared fixtures: the offline stand-in model, the Chihuahua photo and a random-init ResNet-50.
+
+Everything expensive is built once per test session (the machine has only two CPU cores).
+"""
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "tests" / "data"
+if str(ROOT) not in sys.path:  # `pytest tests` from the repository root must find helpers.py
+    sys.path.insert(0, str(ROOT))
+
+import helpers  # noqa: E402
+
+# One intra-op thread: on this two-core machine, with other jobs running, torch's default of two
+# spinning threads made a forward pass of the stand-in ~50x slower (3.5 s instead of 0.05 s).
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def lite() -> helpers.LoadedModel:
+    """EfficientNet-Lite0 with its genuine ImageNet-1k weights (the offline stand-in for ResNet-50)."""
+    return helpers.load_model("efficientnet_lite0")
+
+
+@pytest.fixture(scope="session")
+def chihuahua() -> Image.Image:
+    """The sheet's example photo, 740x493 RGB."""
+    with Image.open(ROOT / "Chihuahua.jpg") as image:
+        return image.convert("RGB")
+
+
+@pytest.fixture(scope="session")
+def random_resnet() -> helpers.LoadedModel:
+    """A randomly initialised torchvision ResNet-50 (seed 0), for architecture-level tests."""
+    torch.manual_seed(0)
+    return helpers.wrap_resnet(torchvision.models.resnet50(), "resnet50", "random init")
+
+
+@pytest.fixture(scope="session")
+def chihuahua_probabilities(lite, chihuahua) -> torch.Tensor:
+    """Softmax probabilities [1000] of the stand-in on the Chihuahua, from a plain forward pass at
+    the input side detect/segment score with (the first of helpers.DEFAULT_INPUT_SIZES)."""
+    with torch.no_grad():
+        return lite.model(lite.preprocess(chihuahua, helpers.DEFAULT_INPUT_SIZES[0])).softmax(dim=1)[0]
