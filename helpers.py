@@ -659,7 +659,7 @@ def heatmap_to_bbox(heatmap: Tensor | np.ndarray, threshold: float = DEFAULT_BOX
 def _box_map_size(height: int, width: int, max_pixels: int = MAX_BOX_MAP_PIXELS) -> tuple[int, int]:
     """The size at which a box is searched: the photo's own, or scaled down to ``max_pixels``."""
     scale = min(1.0, math.sqrt(max_pixels / (height * width)))
-    return max(1, round(height * scale)), max(1, round(width * scale))
+    return max(1, math.floor(height * scale)), max(1, math.floor(width * scale))
 
 
 def _scale_box(box: Box, from_size: tuple[int, int], to_size: tuple[int, int]) -> Box:

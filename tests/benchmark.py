@@ -91,7 +91,8 @@ SEGMENT_ONE = "helpers.segment top-3, 1 view"
 NAIVE = "naive per-class loop top-5"
 PGC = "pytorch-grad-cam top-5"
 TORCHCAM = "torchcam top-5"
-SLOW_ROWS = (NAIVE, PGC)
+# Rows costing several forward passes get fewer runs (--slow-warmup, --slow-repeats).
+SLOW_ROWS = (DETECT, SEGMENT, NAIVE, PGC) if DEFAULT_VIEWS > 1 else (NAIVE, PGC)
 STARTED = time.perf_counter()
 
 NOTES: dict[str, str] = {
@@ -471,17 +472,30 @@ def throughput_table(results: list[ModelResult]) -> tuple[str, str]:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a short run (few repeats, 60 detect calls)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a short run: overrides the counts below with 1+3 runs per row (0+2 for the slow rows), 60 detect calls",
+    )
     parser.add_argument("--warmup", type=int, default=3, help="warm-up runs per row (default 3)")
     parser.add_argument("--repeats", type=int, default=15, help="timed runs per row (default 15)")
     parser.add_argument(
-        "--slow-repeats", type=int, default=7, help="timed runs of the naive loop and pytorch-grad-cam (default 7)"
+        "--slow-repeats",
+        type=int,
+        default=7,
+        help="timed runs of the rows costing several forward passes (naive loop, pytorch-grad-cam, detect and "
+        "segment with test-time augmentation; default 7)",
+    )
+    parser.add_argument("--slow-warmup", type=int, default=1, help="warm-up runs of those rows (default 1)")
+    parser.add_argument(
+        "--batch-warmup",
+        type=int,
+        default=0,
+        help="warm-up runs per throughput row (default 0: the single-photo rows warmed up the same code)",
     )
     parser.add_argument(
-        "--slow-warmup", type=int, default=1, help="warm-up runs of the naive loop and pytorch-grad-cam (default 1)"
+        "--batch-repeats", type=int, default=1, help="timed runs per throughput row (default 1; each covers 16 photos)"
     )
-    parser.add_argument("--batch-warmup", type=int, default=1, help="warm-up runs per throughput row (default 1)")
-    parser.add_argument("--batch-repeats", type=int, default=3, help="timed runs per throughput row (default 3)")
     parser.add_argument("--memory-calls", type=int, default=500, help="helpers.detect calls for the memory check")
     parser.add_argument("--memory-start", type=int, default=50, help="RSS growth is measured from this call on")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
@@ -497,6 +511,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     for name in ("warmup", "slow_warmup", "batch_warmup"):
         if getattr(args, name) < 0:
             parser.error(f"--{name.replace('_', '-')} must be >= 0")
+    if args.threads is not None and args.threads < 1:
+        parser.error("--threads must be >= 1")
     if args.memory_start >= args.memory_calls:
         parser.error("--memory-start must be smaller than --memory-calls")
     return args
@@ -553,7 +569,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"- forward passes / autograd calls: counted in one untimed run (forward pre-hook on the model; calls of "
         f"torch.autograd.backward and torch.autograd.grad); 'a / b' when the models differ. "
         f"Timed runs: {args.repeats} per row after {args.warmup} warm-up runs (and the untimed counting run); "
-        f"the slow rows ({', '.join(SLOW_ROWS)}) {args.slow_repeats} after {args.slow_warmup}; rows run round-robin."
+        f"the rows costing several forward passes ({', '.join(SLOW_ROWS)}) {args.slow_repeats} after "
+        f"{args.slow_warmup}; rows run round-robin."
     )
     for name, why in results[0].missing.items():
         print(f"- {name}: {why}")
@@ -589,7 +606,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         plain, markdown = throughput_table(results)
         print(
             f"\n## Throughput: a batch of {len(batch)} photos of different sizes "
-            f"(median of {args.batch_repeats} runs, photos per second)\n"
+            f"(median of {args.batch_repeats} run(s) of the whole batch after {args.batch_warmup} warm-up; "
+            "photos per second)\n"
         )
         print(plain)
         print("\nMarkdown:\n")
