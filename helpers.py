@@ -1179,7 +1179,8 @@ def load_pets_sample(root: str | os.PathLike) -> list[tuple[str, Image.Image, np
 
 @dataclass(frozen=True)
 class LocalizationSweep:
-    """Boxes of the true class and the top-1 class per photo, for every threshold."""
+    """Boxes of the true class per photo, for every threshold; ``top1_boxes`` holds the same box
+    where the top-1 class is right and None where it is wrong (top-1 localization fails there)."""
 
     thresholds: tuple[float, ...]
     true_boxes: dict[float, list[Box | None]]
@@ -1196,8 +1197,8 @@ def localization_sweep(
     flip: bool = DEFAULT_FLIP,
     all_components: bool = False,
 ) -> LocalizationSweep:
-    """Grad-CAM boxes of the true class (GT-known) and of the top-1 class on every photo, for
-    every threshold, from one :func:`detect`-style pass per photo. ``all_components``: the box
+    """Grad-CAM boxes of the true class (GT-known) on every photo, for every threshold, from one
+    :func:`detect`-style pass per photo (see :class:`LocalizationSweep` for ``top1_boxes``). ``all_components``: the box
     around every component above the threshold instead of the largest one."""
     import time
 
@@ -1214,17 +1215,10 @@ def localization_sweep(
         )
         top1 = int(probabilities[0].argmax())
         top1_classes.append(top1)
-        true_map = cams[0][0]
-        if top1 != sample.class_index:  # the top-1 class's map needs its own backward pass
-            top1_map = _averaged_maps(_forward_grad_cams, loaded, [sample.photo], [[top1]], 1, sizes, bool(flip))[2]
-            top1_map = top1_map[0][0]
-        else:
-            top1_map = true_map
         for t in thresholds:
-            true_boxes[t].append(_box_from_cam(true_map, size, t, all_components))
-            top1_boxes[t].append(
-                true_boxes[t][-1] if top1_map is true_map else _box_from_cam(top1_map, size, t, all_components)
-            )
+            true_boxes[t].append(_box_from_cam(cams[0][0], size, t, all_components))
+            # A wrong top-1 class fails top-1 localization whatever its box: no extra pass for it.
+            top1_boxes[t].append(true_boxes[t][-1] if top1 == sample.class_index else None)
     elapsed = (time.perf_counter() - start) / max(1, len(samples))
     return LocalizationSweep(thresholds, true_boxes, top1_boxes, top1_classes, elapsed)
 

@@ -549,11 +549,11 @@ Grad-CAM paper's VGG-16 figure is a top-1 localization *error*, reported here as
 """)
 
 code(r"""
-print(f"{'method':<58}{'metric':<28}{'value':>7}")
-print(f"{'Grad-CAM, VGG-16 (Selvaraju et al. 2017), ILSVRC-15 val':<58}{'top-1 localization':<28}{100 - 56.51:6.1f}%")
-print(f"{'CAM, ResNet-50 fine-tuned (Choe et al. 2020), ImageNet':<58}{'MaxBoxAccV2':<28}{63.7:6.1f}%")
-print(f"{'this notebook: Grad-CAM, ' + loaded.name + ', 60 val photos':<58}{'top-1 localization':<28}{100 * top1_loc:6.1f}%")
-print(f"{'this notebook: Grad-CAM, ' + loaded.name + ', 60 val photos':<58}{'MaxBoxAccV2-style':<28}{100 * max_v2:6.1f}%")
+print(f"{'method':<62}{'metric':<22}{'value':>7}")
+print(f"{'Grad-CAM, VGG-16 (Selvaraju et al. 2017), ILSVRC-15 val':<62}{'top-1 localization':<22}{100 - 56.51:6.1f}%")
+print(f"{'CAM, ResNet-50 fine-tuned (Choe et al. 2020), ImageNet':<62}{'MaxBoxAccV2':<22}{63.7:6.1f}%")
+print(f"{'this notebook: Grad-CAM, ' + loaded.name + ', 60 val photos':<62}{'top-1 localization':<22}{100 * top1_loc:6.1f}%")
+print(f"{'this notebook: Grad-CAM, ' + loaded.name + ', 60 val photos':<62}{'MaxBoxAccV2-style':<22}{100 * max_v2:6.1f}%")
 """)
 
 md(r"""
