@@ -530,9 +530,13 @@ def grad_cam_weights(gradients: Tensor) -> Tensor:
 def normalize_heatmap(cam: Tensor) -> Tensor:
     """ReLU, then divide each map by its own maximum: ``[..., h, w]`` -> values in [0, 1].
     A map with no positive value becomes all zeros (never NaN)."""
-    cam = cam.clamp_min(0)
+    cam = cam.clamp_min(0)  # a new tensor: the in-place steps below never touch the input
     peak = cam.amax(dim=(-2, -1), keepdim=True)
-    return torch.where(peak > 0, cam / torch.where(peak > 0, peak, torch.ones_like(peak)), torch.zeros_like(cam))
+    positive = peak > 0  # False for NaN too
+    if cam.requires_grad:  # keep it differentiable: no in-place steps
+        return torch.where(positive, cam / torch.where(positive, peak, torch.ones_like(peak)), torch.zeros_like(cam))
+    cam.div_(torch.where(positive, peak, torch.ones_like(peak)))
+    return cam.masked_fill_(~positive, 0.0)
 
 
 def calculate_grad_cam(activations: Tensor, gradients: Tensor) -> Tensor:
@@ -605,7 +609,7 @@ def masks_to_label_map(masks: Tensor, cams: Tensor, class_indices: Sequence[int]
     if len(classes) != masks.shape[0]:
         raise ValueError(f"class_indices must have one entry per mask: {len(classes)} for {masks.shape[0]} masks")
     strength = torch.where(masks, cams.float(), torch.tensor(float("-inf")))
-    winner = strength.argmax(dim=0)
+    winner = strength.max(dim=0).indices  # first maximum on ties; much faster than argmax on CPU
     labels = torch.tensor(classes, dtype=torch.int64, device=masks.device)[winner]
     return torch.where(masks.any(dim=0), labels, torch.full_like(labels, -1))
 
