@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import math
 import numbers
 import os
+import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -484,6 +486,13 @@ class LayerRecorder:
         while self._handles:
             self._handles.pop().remove()
 
+    def check_single_call(self) -> None:
+        """Raise unless the layer ran exactly once (one activation per forward pass)."""
+        if self.calls != 1:
+            raise RuntimeError(
+                f"the target layer ran {self.calls} times in one forward pass; hook a layer that runs once"
+            )
+
     def _forward_hook(self, _module: nn.Module, _inputs: tuple, output: object) -> Tensor | None:
         if not isinstance(output, Tensor):
             raise TypeError(f"LayerRecorder needs a layer that returns a Tensor, got {type(output).__name__}")
@@ -740,10 +749,7 @@ def _forward_grad_cams(
     """
     with LayerRecorder(loaded.target_layer) as recorder, torch.enable_grad():
         logits = loaded.model(batch)
-    if recorder.calls != 1:
-        raise RuntimeError(
-            f"the target layer ran {recorder.calls} times in one forward pass; hook a layer that runs once"
-        )
+    recorder.check_single_call()
     probabilities = logits.detach().softmax(dim=1)
     if targets is None:
         targets = probabilities.topk(topk, dim=1).indices.tolist()
@@ -804,22 +810,32 @@ class Detection:
         return _full_size(self.cam.unsqueeze(0), self.image_size)[0].cpu().numpy()
 
 
-def _box_from_cam(
-    cam: Tensor, image_size: tuple[int, int], threshold: float, all_components: bool = False
-) -> Box | None:
-    """The box of a low-resolution map ``[h, w]`` in photo pixels: the largest component (or,
-    with ``all_components``, the box around all of them), found on a map of at most
-    ``MAX_BOX_MAP_PIXELS`` and scaled back to the photo."""
+def _boxes_from_cam(
+    cam: Tensor, image_size: tuple[int, int], thresholds: Sequence[float], all_components: bool = False
+) -> list[Box | None]:
+    """One box per threshold for a low-resolution map ``[h, w]``, in photo pixels: the largest
+    component (or, with ``all_components``, the box around all of them). The map is upsampled
+    once, to at most ``MAX_BOX_MAP_PIXELS``, and the boxes are scaled back to the photo."""
     work = _box_map_size(*image_size)
-    boxes = heatmap_to_boxes(_full_size(cam.unsqueeze(0), work)[0], threshold)
-    if not boxes:
-        return None
-    if all_components:
-        corners = torch.tensor(boxes)
-        box = (*corners[:, :2].amin(dim=0).tolist(), *corners[:, 2:].amax(dim=0).tolist())
-    else:
-        box = boxes[0]
-    return _scale_box(box, work, image_size)
+    heatmap = _full_size(cam.unsqueeze(0), work)[0]
+    out: list[Box | None] = []
+    for threshold in thresholds:
+        boxes = heatmap_to_boxes(heatmap, threshold)
+        if not boxes:
+            out.append(None)
+            continue
+        if all_components:
+            corners = torch.tensor(boxes)
+            box = (*corners[:, :2].amin(dim=0).tolist(), *corners[:, 2:].amax(dim=0).tolist())
+        else:
+            box = boxes[0]
+        out.append(_scale_box(box, work, image_size))
+    return out
+
+
+def _box_from_cam(cam: Tensor, image_size: tuple[int, int], threshold: float) -> Box | None:
+    """The largest component's box at one threshold (see :func:`_boxes_from_cam`)."""
+    return _boxes_from_cam(cam, image_size, [threshold])[0]
 
 
 def detect(
@@ -886,8 +902,7 @@ def _forward_cams(
     -> (probabilities ``[B, C]``, the targets, per photo raw CAMs ``[k_b, h, w]``)."""
     with torch.inference_mode(), ActivationRecorder(loaded.target_layer) as recorder:
         logits = loaded.model(batch)
-        if recorder.calls != 1:
-            raise RuntimeError(f"the target layer ran {recorder.calls} times in one forward pass")
+        recorder.check_single_call()
         probabilities = logits.softmax(dim=1)
         if targets is None:
             targets = probabilities.topk(topk, dim=1).indices.tolist()
@@ -1157,8 +1172,6 @@ class BoxSample:
 def load_imagenet_sample(root: str | os.PathLike) -> list[BoxSample]:
     """``root/annotations.json`` + ``root/images/``: photos with class and boxes ``[x0, y0, x1, y1]``.
     Boxes are clipped to the real photo size (the stored photos may be a few pixels smaller)."""
-    import json
-
     root = Path(root)
     samples = []
     for entry in json.loads((root / "annotations.json").read_text()):
@@ -1204,8 +1217,6 @@ def localization_sweep(
     """Grad-CAM boxes of the true class (GT-known) on every photo, for every threshold, from one
     :func:`detect`-style pass per photo (see :class:`LocalizationSweep` for ``top1_boxes``). ``all_components``: the box
     around every component above the threshold instead of the largest one."""
-    import time
-
     thresholds = tuple(check_threshold(t, "thresholds") for t in thresholds)
     sizes = _check_input_sizes(input_sizes)
     true_boxes: dict[float, list] = {t: [] for t in thresholds}
@@ -1219,10 +1230,11 @@ def localization_sweep(
         )
         top1 = int(probabilities[0].argmax())
         top1_classes.append(top1)
-        for t in thresholds:
-            true_boxes[t].append(_box_from_cam(cams[0][0], size, t, all_components))
+        boxes = _boxes_from_cam(cams[0][0], size, thresholds, all_components)
+        for t, box in zip(thresholds, boxes, strict=True):
+            true_boxes[t].append(box)
             # A wrong top-1 class fails top-1 localization whatever its box: no extra pass for it.
-            top1_boxes[t].append(true_boxes[t][-1] if top1 == sample.class_index else None)
+            top1_boxes[t].append(box if top1 == sample.class_index else None)
     elapsed = (time.perf_counter() - start) / max(1, len(samples))
     return LocalizationSweep(thresholds, true_boxes, top1_boxes, top1_classes, elapsed)
 
@@ -1254,8 +1266,6 @@ def segmentation_sweep(
 ) -> tuple[dict[float, list[float]], float]:
     """Foreground IoU per photo and threshold: the union of the top-k CAM masks against the
     ground-truth foreground (ignore label 255) -> ({threshold: [IoU per photo]}, seconds per photo)."""
-    import time
-
     thresholds = tuple(check_threshold(t, "thresholds") for t in thresholds)
     sizes = _check_input_sizes(input_sizes)
     ious: dict[float, list[float]] = {t: [] for t in thresholds}
