@@ -55,13 +55,14 @@ __all__ = [
     "cams_to_masks",
     "describe_model",
     "detect",
+    "format_probability",
     "grad_cam_weights",
     "grad_cams",
     "heatmap_to_bbox",
     "heatmap_to_boxes",
+    "label_map_by_logit",
     "load_image",
     "load_model",
-    "masks_to_label_map",
     "normalize_heatmap",
     "segment",
     "upsample_cams",
@@ -169,8 +170,50 @@ def _hub_repo() -> str:
     return f"{HUB_REPO}:v{version}"
 
 
+RESNET50_CHECKPOINT = "resnet50-0676ba61.pth"  # the file torchvision's IMAGENET1K_V1 weights download to
+
+
+def offline_hub_requirements() -> str:
+    """What torch.hub needs on disk to load ResNet-50 without a network: both the hub repository
+    and the checkpoint, under ``$TORCH_HOME/hub`` (``torch.hub.get_dir()``)."""
+    hub = Path(torch.hub.get_dir())
+    owner, name = HUB_REPO.split("/")
+    tag = _hub_repo().split(":")[1]
+    return (
+        f"put both the hub repository ({HUB_REPO} at tag {tag}, unpacked as {hub / f'{owner}_{name}_{tag}'}) "
+        f"and the checkpoint {hub / 'checkpoints' / RESNET50_CHECKPOINT} under $TORCH_HOME/hub"
+    )
+
+
+def resnet50_architecture() -> tuple[nn.Module, str]:
+    """ResNet-50 as ``torch.hub.load("pytorch/vision", "resnet50", weights="IMAGENET1K_V1")`` builds it,
+    for inspecting its layers -> (model in eval mode, a note on where it came from).
+
+    When the hub or the weights are unreachable, the same architecture is built locally with
+    ``torchvision.models.resnet50()`` without weights (the identical module tree, random
+    parameters), and the note says so. Nothing is printed.
+    """
+    try:
+        model = _hub_resnet50()
+        return _freeze(model), f"torch.hub {_hub_repo()} resnet50, weights={HUB_WEIGHTS}"
+    except (OSError, RuntimeError) as err:
+        note = (
+            f"ResNet-50 weights unreachable ({type(err).__name__}); the same architecture built locally with "
+            f"torchvision.models.resnet50() without weights. To get the weights, run with network access, or "
+            f"{offline_hub_requirements()}."
+        )
+        return _freeze(torchvision.models.resnet50()), note
+
+
+def _hub_resnet50() -> nn.Module:
+    """``torch.hub.load`` of ResNet-50 with its ImageNet-1k weights; the hub's download messages
+    (stdout and stderr) are swallowed, its errors are not."""
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        return torch.hub.load(_hub_repo(), "resnet50", weights=HUB_WEIGHTS, trust_repo=True, skip_validation=True)
+
+
 def _load_resnet50_from_hub() -> LoadedModel:
-    model = torch.hub.load(_hub_repo(), "resnet50", weights=HUB_WEIGHTS, trust_repo=True, skip_validation=True)
+    model = _hub_resnet50()
     return wrap_resnet(model, "resnet50", f"torch.hub {_hub_repo()} resnet50, weights={HUB_WEIGHTS}")
 
 
@@ -237,8 +280,26 @@ def _load_efficientnet_lite0() -> LoadedModel:
 MODEL_NAMES = ("resnet50", "efficientnet_lite0")
 
 
-def load_model(name: str = "resnet50", allow_offline_fallback: bool = True) -> LoadedModel:
-    """Load a frozen ImageNet-1k classifier in eval mode.
+def _check_device(device: object) -> torch.device:
+    """``None`` (the CPU), a ``torch.device`` or a string such as ``"cuda"``/``"cuda:0"``/``"mps"``."""
+    if device is None:
+        return torch.device("cpu")
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(
+            f"device must be None, a torch.device or a string like 'cpu' or 'cuda:0', got {device!r}"
+        ) from err
+
+
+def _on_device(loaded: LoadedModel, device: torch.device) -> LoadedModel:
+    """The same model moved to ``device`` (parameters and buffers; the modules are shared)."""
+    loaded.model.to(device)
+    return loaded
+
+
+def load_model(name: str = "resnet50", allow_offline_fallback: bool = True, device: object = None) -> LoadedModel:
+    """Load a frozen ImageNet-1k classifier in eval mode, on ``device`` (default: the CPU).
 
     ``"resnet50"``: ``torch.hub.load("pytorch/vision", "resnet50", weights="IMAGENET1K_V1")``
     (at the tag of the installed torchvision). ``"efficientnet_lite0"``: the offline stand-in,
@@ -246,28 +307,28 @@ def load_model(name: str = "resnet50", allow_offline_fallback: bool = True) -> L
 
     If the ResNet-50 weights cannot be reached and ``allow_offline_fallback`` is true, the
     stand-in is returned with an :class:`OfflineFallbackWarning`, and ``source`` says so.
-    Otherwise a ``RuntimeError`` says what failed and how to fix it.
+    Otherwise a ``RuntimeError`` says what failed and how to fix it. Every function that takes
+    the returned model runs on its device (inputs are moved there, results come back to the CPU).
     """
     if not isinstance(name, str) or name not in MODEL_NAMES:
         raise ValueError(f"name must be one of {MODEL_NAMES}, got {name!r}")
+    target = _check_device(device)
     if name == "efficientnet_lite0":
-        return _load_efficientnet_lite0()
+        return _on_device(_load_efficientnet_lite0(), target)
     try:
-        return _load_resnet50_from_hub()
+        return _on_device(_load_resnet50_from_hub(), target)
     except (OSError, RuntimeError) as err:  # URLError/HTTPError are OSErrors; hub raises RuntimeError offline
-        checkpoints = Path(torch.hub.get_dir()) / "checkpoints"
         reason = f"{type(err).__name__}: {err}"
         if not allow_offline_fallback:
             raise RuntimeError(
                 f"Could not load ResNet-50 through torch.hub ({HUB_REPO}, resnet50, weights={HUB_WEIGHTS}): "
-                f"{reason}. Fix: run with network access, or put the hub repository in {torch.hub.get_dir()} "
-                f"and the weights file resnet50-0676ba61.pth in {checkpoints} ($TORCH_HOME/hub/checkpoints); "
+                f"{reason}. Fix: run with network access, or {offline_hub_requirements()}; "
                 "or call load_model(..., allow_offline_fallback=True) to use the offline stand-in."
             ) from err
-        loaded = _load_efficientnet_lite0()
+        loaded = _on_device(_load_efficientnet_lite0(), target)
         warnings.warn(
             f"ResNet-50 weights unreachable ({reason}); using the offline stand-in EfficientNet-Lite0. "
-            f"With network access, or the weights in {checkpoints}, ResNet-50 is loaded.",
+            f"To load ResNet-50, run with network access, or {offline_hub_requirements()}.",
             OfflineFallbackWarning,
             stacklevel=2,
         )
@@ -603,22 +664,32 @@ def cams_to_masks(cams: Tensor, threshold: float = DEFAULT_MASK_THRESHOLD) -> Te
     return (cams >= threshold * peak) & informative
 
 
-def masks_to_label_map(masks: Tensor, cams: Tensor, class_indices: Sequence[int]) -> Tensor:
-    """One multi-class map from k binary masks: ``[k, H, W]`` bool + ``[k, H, W]`` -> int64 ``[H, W]``.
+def label_map_by_logit(masks: Tensor, pixel_logits: Tensor, class_indices: Sequence[int]) -> Tensor:
+    """One multi-class map from k class masks and their per-pixel logits -> int64 ``[H, W]``.
 
-    Rule: a pixel in no mask is background (-1). A pixel in one or more masks gets the class
-    index of the mask whose normalised CAM is strongest there; exact ties go to the class listed
-    first (the higher-ranked one when classes come in rank order).
+    masks: bool ``[k, H, W]``; pixel_logits: ``[k, H, W]``, the per-pixel logit
+    ``M_c(i, j) + b_c`` of each class (the FC layer read as a 1x1 convolution, as in FCN: its
+    mean over the grid is the logit ``y^c``). A pixel in no mask is background (-1); a pixel in
+    at least one mask goes to the class with the largest per-pixel logit there, among all k
+    classes; exact ties go to the class listed first.
+
+    Comparing logits, not maps stretched to their own maximum, keeps a weak class from winning
+    where its map is flat.
     """
     if not isinstance(masks, Tensor) or masks.dtype != torch.bool or masks.ndim != 3:
-        raise ValueError(f"masks must be a bool [k, H, W] tensor, got {getattr(masks, 'dtype', type(masks))}")
-    if not isinstance(cams, Tensor) or cams.shape != masks.shape:
-        raise ValueError(f"cams must have the shape of masks {tuple(masks.shape)}, got {getattr(cams, 'shape', None)}")
+        raise ValueError(
+            f"masks must be a bool [k, H, W] tensor, got {getattr(masks, 'dtype', type(masks).__name__)} "
+            f"of shape {tuple(getattr(masks, 'shape', ()))}"
+        )
+    if not isinstance(pixel_logits, Tensor) or pixel_logits.shape != masks.shape:
+        raise ValueError(
+            f"pixel_logits must have the shape of masks {tuple(masks.shape)}, "
+            f"got {getattr(pixel_logits, 'shape', None)}"
+        )
     classes = check_class_indices(class_indices)
     if len(classes) != masks.shape[0]:
         raise ValueError(f"class_indices must have one entry per mask: {len(classes)} for {masks.shape[0]} masks")
-    strength = torch.where(masks, cams.float(), torch.tensor(float("-inf")))
-    winner = strength.max(dim=0).indices  # first maximum on ties; much faster than argmax on CPU
+    winner = pixel_logits.float().max(dim=0).indices  # first maximum on ties; much faster than argmax on CPU
     labels = torch.tensor(classes, dtype=torch.int64, device=masks.device)[winner]
     return torch.where(masks.any(dim=0), labels, torch.full_like(labels, -1))
 
@@ -713,13 +784,15 @@ def _averaged_maps(
     topk: int,
     input_sizes: Sequence[int],
     flip: bool,
+    renormalize: bool = True,
 ) -> tuple[Tensor, list[list[int]], list[Tensor]]:
     """Test-time augmentation around ``method`` (Grad-CAM or CAM), one forward pass per view.
 
     The first input size, unflipped, gives the probabilities and (without ``targets``) the
-    top-k classes; every view's normalised maps ``[k, h_s, w_s]`` are resized bilinearly to the
-    grid of the largest input size, flipped views flipped back, averaged and renormalised.
-    -> (probabilities ``[B, C]``, targets, per photo ``[k_b, h, w]``).
+    top-k classes; every view's maps ``[k, h_s, w_s]`` are resized bilinearly to the grid of the
+    largest input size, flipped views flipped back, and averaged; with ``renormalize`` (for
+    normalised maps) the average is normalised again, without it (raw CAMs, in logit units) it
+    is returned as it is. -> (probabilities ``[B, C]``, targets, per photo ``[k_b, h, w]``).
     """
     views = [(size, mirrored) for size in input_sizes for mirrored in ((False, True) if flip else (False,))]
     probabilities, per_view = None, []
@@ -732,10 +805,9 @@ def _averaged_maps(
         return probabilities, targets, per_view[0]
     grid = max((maps[0].shape[-2:] for maps in per_view), key=lambda hw: hw[0] * hw[1])
     averaged = [
-        normalize_heatmap(torch.stack([upsample_cams(view[b], grid) for view in per_view]).mean(dim=0))
-        for b in range(len(photos))
+        torch.stack([upsample_cams(view[b], grid) for view in per_view]).mean(dim=0) for b in range(len(photos))
     ]
-    return probabilities, targets, averaged
+    return probabilities, targets, [normalize_heatmap(a) for a in averaged] if renormalize else averaged
 
 
 def _forward_grad_cams(
@@ -883,12 +955,14 @@ class Segmentation:
 
     ``label_map``: ``[H, W]`` int64 numpy, -1 for background, else the ImageNet class index;
     ``classes``: (class_index, label, softmax score) per class, in rank order;
-    ``cams_low``: the normalised CAMs ``[k, h, w]``; ``cams`` (``[k, H, W]``) is made on access.
+    ``cams_low``: the normalised CAMs ``[k, h, w]``; ``cams`` (``[k, H, W]``) is made on access;
+    ``logits_low``: the per-pixel logits ``M_c + b_c`` ``[k, h, w]`` that decide overlaps.
     """
 
     label_map: np.ndarray
     classes: list[tuple[int, str, float]]
     cams_low: Tensor = field(repr=False)
+    logits_low: Tensor = field(repr=False)
 
     @cached_property
     def cams(self) -> Tensor:
@@ -923,22 +997,30 @@ def segment(
 ) -> Segmentation | list[Segmentation]:
     """CAM segmentation of the top-``topk`` classes (or of ``class_indices``).
 
-    Raw CAMs (h x w, e.g. 7x7 for a 224 input) -> ReLU and max-normalisation -> bilinear
-    upsampling to the photo -> masks at ``threshold`` (fraction of each map's maximum, default
-    :data:`DEFAULT_MASK_THRESHOLD`) -> label map by :func:`masks_to_label_map`.
-    ``input_sizes``/``flip``: test-time augmentation, as in :func:`grad_cams`.
+    Raw CAMs ``M_c`` (h x w, e.g. 7x7 for a 224 input) -> ReLU and max-normalisation ->
+    bilinear upsampling to the photo -> masks at ``threshold`` (fraction of each map's maximum,
+    default :data:`DEFAULT_MASK_THRESHOLD`) -> label map by :func:`label_map_by_logit`: a pixel
+    in some mask goes to the class with the largest upsampled per-pixel logit ``M_c + b_c``.
+    ``input_sizes``/``flip``: test-time augmentation, as in :func:`grad_cams` (raw CAMs are
+    averaged over the views, in logit units).
     """
     threshold = DEFAULT_MASK_THRESHOLD if threshold is None else check_threshold(threshold)
     topk = check_topk(topk, len(loaded.categories))
     is_batch, photos, targets = _batch_arguments(image, class_indices, len(loaded.categories))
     sizes = _check_input_sizes(input_sizes)
-    probabilities, targets, lows = _averaged_maps(_normalized_cams, loaded, photos, targets, topk, sizes, bool(flip))
+    probabilities, targets, raws = _averaged_maps(
+        _forward_cams, loaded, photos, targets, topk, sizes, bool(flip), renormalize=False
+    )
+    bias = loaded.classifier.bias
     results = []
-    for b, (photo, classes, low) in enumerate(zip(photos, targets, lows, strict=True)):
-        full = _full_size(low, (photo.height, photo.width))
-        label_map = masks_to_label_map(cams_to_masks(full, threshold), full, classes)
+    for b, (photo, classes, raw) in enumerate(zip(photos, targets, raws, strict=True)):
+        size = (photo.height, photo.width)
+        low = normalize_heatmap(raw)
+        logits_low = raw + (bias[classes][:, None, None] if bias is not None else 0.0)
+        masks = cams_to_masks(_full_size(low, size), threshold)
+        label_map = label_map_by_logit(masks, upsample_cams(logits_low, size), classes)
         info = [(c, loaded.categories[c], float(probabilities[b, c])) for c in classes]
-        results.append(Segmentation(label_map.cpu().numpy(), info, low))
+        results.append(Segmentation(label_map.cpu().numpy(), info, low, logits_low))
     return results if is_batch else results[0]
 
 
@@ -993,56 +1075,90 @@ def draw_boxes(
     return drawn.permute(1, 2, 0).numpy()
 
 
+def format_probability(p: float) -> str:
+    """A probability as text that never reads "0.0%": ``76.3%`` down to 0.1%, then ``2.0e-04``."""
+    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= float(p) <= 1.0:
+        raise ValueError(f"p must be a probability in [0, 1], got {p!r}")
+    return f"{float(p):.1%}" if p >= 0.001 else f"{float(p):.1e}"
+
+
+def _draw_box_patch(ax, box: Box, color: str = "white", width: float = 3.0) -> None:
+    """A box outline drawn on top of everything on the axis, with a black rim so that it stands
+    out on any colour of a jet overlay. ``box``: exclusive x1/y1 pixel edges."""
+    from matplotlib import patheffects
+    from matplotlib.patches import Rectangle
+
+    x0, y0, x1, y1 = box
+    # imshow puts pixel i's centre at i, so pixel edges are at i - 0.5.
+    rect = Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, edgecolor=color, linewidth=width, zorder=5)
+    rect.set_path_effects([patheffects.withStroke(linewidth=width + 2.5, foreground="black")])
+    ax.add_patch(rect)
+
+
 def show_detection(ax, image: ImageInput, detection: Detection, title: str | None = None, colorbar: bool = True):
-    """Photo, heatmap overlay (jet, with colour bar) and box on one matplotlib axis."""
+    """Photo, heatmap overlay (jet, optional colour bar) and the box (white with a black rim) on one
+    matplotlib axis; returns the overlay's image for a shared colour bar."""
     photo = _as_image(image)
-    ax.imshow(draw_boxes(photo, [detection.box] if detection.box else []))
+    ax.imshow(photo)
     overlay = ax.imshow(detection.heatmap, cmap="jet", alpha=0.45, vmin=0, vmax=1)
-    ax.set_title(title or f"{detection.label} ({detection.score:.1%})", fontsize=9)
+    if detection.box is not None:
+        _draw_box_patch(ax, detection.box)
+    ax.set_title(title or f"{detection.label} ({format_probability(detection.score)})", fontsize=9)
     ax.axis("off")
     if colorbar:
-        ax.figure.colorbar(overlay, ax=ax, fraction=0.035, pad=0.02, label="Grad-CAM")
+        ax.figure.colorbar(overlay, ax=ax, fraction=0.035, pad=0.02, label="Grad-CAM (fraction of max)")
     return overlay
 
 
 def plot_detections(image: ImageInput, detections: Sequence[Detection], columns: int = 5, size: float = 3.2):
-    """A grid of :func:`show_detection` panels (rank, class name, probability, box, colour bar)."""
+    """A grid of :func:`show_detection` panels (rank, class name, probability, box) with one shared
+    colour bar for all heatmaps (every map is in [0, 1])."""
     import matplotlib.pyplot as plt
 
+    if not detections:
+        raise ValueError("detections must hold at least one Detection")
     photo = _as_image(image)
     rows = math.ceil(len(detections) / columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(size * columns, size * rows * photo.height / photo.width + 0.6))
-    axes = np.atleast_1d(axes).ravel()
-    for rank, (ax, det) in enumerate(zip(axes, detections, strict=False), start=1):
-        show_detection(ax, photo, det, title=f"#{rank} {det.label} ({det.score:.1%})")
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(size * columns + 0.8, size * rows * photo.height / photo.width + 0.6), squeeze=False
+    )
+    axes = axes.ravel()
+    overlay = None
+    for rank, (ax, det) in enumerate(zip(axes[: len(detections)], detections, strict=True), start=1):
+        overlay = show_detection(
+            ax, photo, det, title=f"#{rank} {det.label} ({format_probability(det.score)})", colorbar=False
+        )
     for ax in axes[len(detections) :]:
         ax.axis("off")
-    fig.tight_layout()
+    fig.colorbar(overlay, ax=axes.tolist(), fraction=0.02, pad=0.01, label="Grad-CAM (fraction of max)")
     return fig
 
 
-def segmentation_legend(ax, seg: Segmentation, loc: str = "lower left") -> None:
-    """A legend with one patch per class: colour by rank, class name and softmax score."""
+def segmentation_legend(ax, seg: Segmentation) -> None:
+    """A legend below the axis (it never covers the picture): one patch per class, colour by rank,
+    class name and softmax probability."""
     from matplotlib.patches import Patch
 
     handles = [
-        Patch(color=np.array(color) / 255, label=f"{label} ({score:.1%})")
+        Patch(color=np.array(color) / 255, label=f"{label} ({format_probability(score)})")
         for color, (_, label, score) in zip(class_colors(len(seg.classes)), seg.classes, strict=True)
     ]
-    ax.legend(handles=handles, loc=loc, fontsize=8, framealpha=0.85)
+    ax.legend(
+        handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=min(3, len(handles)), fontsize=8,
+        frameon=False,
+    )
 
 
 def plot_segmentation(image: ImageInput, seg: Segmentation, alpha: float = 0.5, size: float = 4.0):
-    """Photo | label map (background white) | blend, each class in its colour, with a legend."""
+    """Photo | label map (background white) | blend, each class in its colour, with a legend below."""
     import matplotlib.pyplot as plt
 
     photo = _as_image(image)
     colors = np.array(class_colors(len(seg.classes)), dtype=np.uint8)
-    index = {c: i for i, (c, _, _) in enumerate(seg.classes)}
     label_rgb = np.full((*seg.label_map.shape, 3), 255, dtype=np.uint8)
-    for c, i in index.items():
+    for i, (c, _, _) in enumerate(seg.classes):
         label_rgb[seg.label_map == c] = colors[i]
-    fig, axes = plt.subplots(1, 3, figsize=(3 * size, size * photo.height / photo.width + 0.5))
+    fig, axes = plt.subplots(1, 3, figsize=(3 * size, size * photo.height / photo.width + 0.9))
     for ax, picture, title in zip(
         axes,
         (photo, label_rgb, blend_segmentation(photo, seg, alpha)),
@@ -1052,7 +1168,7 @@ def plot_segmentation(image: ImageInput, seg: Segmentation, alpha: float = 0.5, 
         ax.imshow(picture)
         ax.set_title(title, fontsize=10)
         ax.axis("off")
-    segmentation_legend(axes[2], seg)
+    segmentation_legend(axes[1], seg)
     fig.tight_layout()
     return fig
 

@@ -54,7 +54,7 @@ import torch
 import helpers as H
 
 torch.manual_seed(0)
-np.set_printoptions(precision=2, suppress=True)
+np.set_printoptions(precision=1, suppress=True)  # stable digits: no round-off shows
 
 MODEL_NAME = os.environ.get("EXERCISE3_MODEL", "efficientnet_lite0")
 with warnings.catch_warnings(record=True) as caught:  # a fallback is reported below, not as a warning
@@ -71,22 +71,44 @@ md(r"""
 
 ### 1.1 Load the model and look at its layers
 
-`load_model("resnet50")` calls `torch.hub.load("pytorch/vision", "resnet50", weights="IMAGENET1K_V1")`
-(pinned to the tag of the installed torchvision, so `hubconf.py` matches the library), puts the model in
-`eval()` mode and freezes its parameters: nothing here is trained. `print(model)` shows the module tree;
-`describe_model` adds the output shape of each named layer for a 224 × 224 input and its parameter count.
+The sheet's model is ResNet-50 from `torch.hub`: `torch.hub.load("pytorch/vision", "resnet50", weights="IMAGENET1K_V1")`,
+in `eval()` mode. `resnet50_architecture()` makes exactly that call (pinned to the tag of the installed torchvision, so
+`hubconf.py` matches the library) and freezes the parameters: nothing here is trained. Where the weights cannot
+be reached, it builds the *same* module tree with `torchvision.models.resnet50()` without weights and says so:
+the names, layers and shapes below do not depend on the weights.
+""")
+
+code(r"""
+# NBVAL_IGNORE_OUTPUT  (where the model came from depends on the machine's network)
+resnet50, where = H.resnet50_architecture()
+print(where)
+""")
+
+code(r"""
+print(f"name: resnet50 ({type(resnet50).__module__}.{type(resnet50).__name__}), eval mode: {not resnet50.training}")
+print(resnet50)
+""")
+
+md(r"""
+`describe_model` adds the output shape of each named layer for one 224 × 224 input and its parameter count.
+`layer4` is the last convolutional stage: 2048 channels on a 7 × 7 grid, read by global average pooling and `fc`.
+""")
+
+code(r"""
+print(H.describe_model(resnet50))
+""")
+
+md(r"""
+The maps in the rest of this notebook come from the classifier loaded in the first cell (`loaded`). Its head has the
+same shape as ResNet-50's: last convolutional stage → global average pooling → one linear layer, so every formula
+applies unchanged. Its last stage (`loaded.target_layer`) plays the role of `layer4`:
 """)
 
 code(r"""
 model = loaded.model
-print(f"name: {loaded.name}, class: {type(model).__name__}, eval mode: {not model.training}")
-print(f"target layer (what the global pooling consumes): {type(loaded.target_layer).__name__}")
-print(f"classifier: {loaded.classifier}")
-print(model)
-""")
-
-code(r"""
-print(H.describe_model(model))
+print(f"{loaded.name}: {type(model).__name__}, eval mode: {not model.training}")
+print(H.describe_model(model, max_depth=1))
+print(f"\nlast convolutional stage: {type(loaded.target_layer).__name__}; classifier: {loaded.classifier}")
 """)
 
 md(r"""
@@ -106,13 +128,7 @@ last convolutional feature maps $A^k \in \mathbb{R}^{h\times w}$ ($k = 1..K$) ra
 
 **From heatmap to box.** Pixels with $L^c \ge \tau \cdot \max L^c$ form a mask; `scipy.ndimage.label` splits it
 into connected components, and the box of the largest component is the detection. The threshold $\tau$ is a
-fraction of the map's maximum; its default was chosen on 60 annotated ImageNet validation photos
-(section *How good is it?* below).
-
-**Test-time augmentation.** `detect` (and `segment`) average the maps of four views, each from one forward
-pass and one batched backward pass: the photo at 224 × 224 and at 320 × 320, each also mirrored. The
-probabilities come from the plain 224 view. This set-up was measured against the plain recipe and
-other candidates on annotated photos (section *How good is it?*); the hand-made 7 × 7 map below is the plain view.
+fraction of the map's maximum (section *How good is it?* says on which photos it was chosen).
 
 **Why the whole photo.** The model sees the whole photo resized to 224 × 224 (no centre crop), so every cell of
 the $7\times 7$ grid maps back to a rectangle of the original photo and the boxes cover all of it.
@@ -123,24 +139,39 @@ md(r"""
 
 `LayerRecorder` is a context manager. Its **forward hook** stores the layer's output; a **tensor hook** on that
 output stores the gradient when a backward pass reaches it. The recorded activation is made a leaf of the
-autograd graph (same values), so the backward pass stops at `layer4` and no parameter gradient is ever computed.
-All hooks are removed when the `with` block ends, also if it raises.
+autograd graph (same values), so the backward pass stops at the hooked layer and no parameter gradient is ever
+computed. All hooks are removed when the `with` block ends, also if it raises. First on ResNet-50's `layer4`:
 """)
 
 code(r"""
 image = H.load_image("Chihuahua.jpg")
-x = loaded.preprocess(image)  # [1, 3, 224, 224], the whole photo
+x = H.wrap_resnet(resnet50, "resnet50", where).preprocess(image)  # [1, 3, 224, 224], the whole photo
 
+with H.LayerRecorder(resnet50.layer4) as recorder:
+    logits = resnet50(x)
+    logits[0, logits.argmax()].backward()  # d y^c / d A for c = the top-1 class
+
+print(f"layer4 activations A: {list(recorder.activations.shape)}, gradients dy/dA: {list(recorder.gradients.shape)}")
+print(f"hooks left on layer4 after the with-block: {len(resnet50.layer4._forward_hooks)}")
+print(f"parameters with a .grad: {sum(p.grad is not None for p in resnet50.parameters())}")
+""")
+
+md(r"""
+The same recorder on the last stage of the classifier with weights gives the maps used from here on:
+""")
+
+code(r"""
+x = loaded.preprocess(image)
 with H.LayerRecorder(loaded.target_layer) as recorder:
     logits = model(x)
     top1 = int(logits.argmax(dim=1))
-    logits[0, top1].backward()  # d y^c / d A for c = top-1
+    logits[0, top1].backward()
 
-print(f"photo: {image.width}x{image.height}, input: {tuple(x.shape)}")
+print(f"photo: {image.width}x{image.height}, input: {list(x.shape)}")
 print(f"top-1: {loaded.categories[top1]!r} (class {top1})")
-print(f"activations A: {tuple(recorder.activations.shape)}, gradients dy/dA: {tuple(recorder.gradients.shape)}")
-print(f"hooks left on the layer after the with-block: {len(loaded.target_layer._forward_hooks)}")
-print(f"parameters with a .grad: {sum(p.grad is not None for p in model.parameters())}")
+print(f"activations A: {list(recorder.activations.shape)}, gradients dy/dA: {list(recorder.gradients.shape)}")
+print(f"hooks left after the with-block: {len(loaded.target_layer._forward_hooks)}; "
+      f"parameters with a .grad: {sum(p.grad is not None for p in model.parameters())}")
 """)
 
 md(r"""
@@ -207,7 +238,7 @@ for det in compared:
     iou = H.best_iou(det.box, [chihuahua.box]) if det.box else float("nan")
     corr = H.heatmap_correlation(det.heatmap, chihuahua.heatmap)
     rows.append((det, iou, corr))
-    print(f"{det.label:>18}: p={det.score:8.2e}  box={det.box}  IoU with top-1 box={iou:.2f}  "
+    print(f"{det.label:>18}: p={H.format_probability(det.score):>7}  box={det.box}  IoU with top-1 box={iou:.2f}  "
           f"corr with top-1 map={corr:+.2f}  peak (x, y)={H.peak_position(det.heatmap)}")
 
 fig, axes = plt.subplots(1, 3, figsize=(15, 3.6))
@@ -219,10 +250,10 @@ plt.show()
 
 code(r"""
 (_, _, _), (d2, iou2, corr2), (d3, iou3, corr3) = rows
-print(f"Second-ranked class '{d2.label}' (p={d2.score:.1%}): its map correlates r={corr2:+.2f} with the "
+print(f"Second-ranked class '{d2.label}' (p={H.format_probability(d2.score)}): its map correlates r={corr2:+.2f} with the "
       f"top-1 map and its box has IoU {iou2:.2f} with the top-1 box -> "
       + ("it looks at the same dog." if corr2 > 0.5 else "it looks at a different part of the photo."))
-print(f"Absent class '{d3.label}' (p={d3.score:.1e}): r={corr3:+.2f}, IoU {iou3:.2f} -> "
+print(f"Absent class '{d3.label}' (p={H.format_probability(d3.score)}): r={corr3:+.2f}, IoU {iou3:.2f} -> "
       + ("its evidence is weak and scattered: the map does not single out the dog."
          if corr3 < corr2 else "even its map follows the dog: the features are dog features."))
 """)
@@ -254,7 +285,7 @@ ious = np.array([[H.best_iou(a.box, [b.box]) for b in detections] for a in detec
 corrs = np.array([[H.heatmap_correlation(a.heatmap, b.heatmap) for b in detections] for a in detections])
 print("rank  class                 p       box                               peak (x, y)")
 for rank, det in enumerate(detections, start=1):
-    print(f"{rank:>4}  {det.label:<20} {det.score:6.1%}  {str(det.box):<32}  {H.peak_position(det.heatmap)}")
+    print(f"{rank:>4}  {det.label:<20} {H.format_probability(det.score):>6}  {str(det.box):<32}  {H.peak_position(det.heatmap)}")
 print("\nbox IoU between the top-5 classes:\n", ious)
 print("\nheatmap correlation between the top-5 classes:\n", corrs)
 off = ~np.eye(n, dtype=bool)
@@ -338,11 +369,14 @@ md(r"""
 * `cams_to_masks`: a pixel is in class $c$'s mask when $M_c \ge \tau \cdot \max M_c$: the threshold is a fraction of
   **each map's own maximum**, so a weak class still gets its most confident region. The default $\tau$ was chosen on
   26 Oxford-IIIT Pet photos with ground-truth masks (section *How good is it?*).
-* `masks_to_label_map`: pixels in no mask are background (−1); where masks overlap, the pixel goes to the class
-  whose normalised CAM is **stronger at that pixel** (ties: the higher-ranked class).
+* `label_map_by_logit`: pixels in no mask are background (−1); a pixel in at least one mask goes to the class with
+  the **largest per-pixel logit** $M_c(i,j) + b_c$ there (ties: the higher-ranked class).
 
-`segment(loaded, image, topk=3)` runs all of this with one forward pass per view; like `detect`, it averages the
-normalised maps of four views (224 and 320 pixels, each also mirrored), the set-up measured best in *How good is it?*.
+Why logits: as in FCN, the FC layer is a $1\times 1$ convolution, so $M_c(i,j) + b_c$ is the logit of class $c$ at
+position $(i, j)$, and its mean over the grid is the logit $y^c$ (checked in 2.3). Comparing maps that were each
+stretched to their own maximum instead would let a weak class win wherever its map happens to be flat.
+
+`segment(loaded, image, topk=3)` runs all of this with one forward pass (no gradient).
 """)
 
 code(r"""
@@ -413,8 +447,8 @@ gradcam_maps = H.grad_cams(loaded, image, top5)  # one 224 view: gradients, one 
 cam_maps = H.normalize_heatmap(H.upsample_cams(
     H.normalize_heatmap(H.calculate_cam(activations, fc.weight, top5)), (image.height, image.width)))
 differences = torch.stack([(g - c).abs().max() for g, c in zip(gradcam_maps, cam_maps)])
-print("top-5 max |Grad-CAM - normalised CAM| per class: " + ", ".join(f"{d:.1e}" for d in differences))
-print(f"all below 1e-5: {bool((differences < 1e-5).all())}")
+print(f"Grad-CAM == normalised CAM for each of the top-5 classes (max |difference| < 1e-5): "
+      f"{bool((differences < 1e-5).all())}")
 
 with H.LayerRecorder(layer) as rec:
     model(loaded.preprocess(image))[0, top1].backward()
@@ -478,7 +512,7 @@ ax.axhline(100 * whole, color="black", ls="-.", label="whole photo")
 ax.set_xlabel("threshold (fraction of the heatmap's maximum)")
 ax.set_ylabel("GT-known localization (%)")
 ax.set_title(f"Boxes on {len(samples)} ImageNet validation photos")
-ax.legend(fontsize=8)
+ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
 plt.tight_layout()
 plt.show()
 """)
@@ -535,7 +569,7 @@ ax.axhline(ellipse, color="gray", ls=":", label="centred ellipse")
 ax.set_xlabel("threshold (fraction of each CAM's maximum)")
 ax.set_ylabel("mean foreground IoU")
 ax.set_title(f"Masks on {len(pets_samples)} Oxford-IIIT Pet photos")
-ax.legend(fontsize=8)
+ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
 plt.tight_layout()
 plt.show()
 """)
@@ -612,6 +646,25 @@ part (a face, a head), which makes boxes too small; the rest are maps that sprea
 """)
 
 # ----------------------------------------------------------------------------------------------
+md(r"""
+## Your own photo
+
+Three calls do everything: load, detect (boxes of the top classes), segment (a multi-class map). Replace the path
+with any photo (JPEG, PNG, …; EXIF rotation and transparency are handled). Here: an Oxford-IIIT Pet photo from the
+test data.
+""")
+
+code(r"""
+photo = H.load_image("tests/data/pets_seg/images/great_pyrenees_174.jpg")  # your photo here
+found = H.detect(loaded, photo, topk=3)
+for d in found:
+    print(f"{d.label:<24} {H.format_probability(d.score):>6}  box {d.box}")
+fig = H.plot_detections(photo, found, columns=3)
+plt.show()
+fig = H.plot_segmentation(photo, H.segment(loaded, photo, topk=3))
+plt.show()
+""")
+
 
 
 def build() -> nbformat.NotebookNode:

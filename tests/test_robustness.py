@@ -550,7 +550,7 @@ def test_degenerate_cams_give_empty_masks(name):
     assert masks.dtype == torch.bool
     assert tuple(masks.shape) == (2, 6, 7)
     assert not masks.any()
-    label_map = helpers.masks_to_label_map(masks, cams, [4, 9])
+    label_map = helpers.label_map_by_logit(masks, cams, [4, 9])
     assert (label_map == -1).all()
 
 

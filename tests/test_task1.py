@@ -1,6 +1,8 @@
 """Task 1: Grad-CAM heatmaps, boxes from heatmaps, model loading and the detector end to end."""
 
+import contextlib
 import inspect
+import io
 import json
 import urllib.error
 
@@ -403,8 +405,83 @@ def test_load_model_without_fallback_raises_helpful_error(monkeypatch):
         helpers.load_model("resnet50", allow_offline_fallback=False)
     message = str(info.value)
     assert "network" in message
-    assert "hub/checkpoints" in message
+    assert "hub/checkpoints/resnet50-0676ba61.pth" in message  # the checkpoint ...
+    assert "pytorch_vision_v" in message  # ... and the hub repository: torch.hub needs both offline
     assert isinstance(info.value.__cause__, urllib.error.URLError)
+
+
+def test_offline_fallback_warning_names_repository_and_checkpoint(monkeypatch):
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network in the test")
+
+    monkeypatch.setattr(torch.hub, "load", offline)
+    with pytest.warns(helpers.OfflineFallbackWarning) as record:
+        helpers.load_model("resnet50")
+    message = str(record[0].message)
+    assert "resnet50-0676ba61.pth" in message and "pytorch_vision_v" in message and "$TORCH_HOME/hub" in message
+
+
+def test_resnet50_architecture_offline_is_torchvisions_resnet50(monkeypatch):
+    def offline(*args, **kwargs):
+        print("Downloading: something")  # the hub prints; resnet50_architecture must stay quiet
+        raise urllib.error.URLError("no network in the test")
+
+    monkeypatch.setattr(torch.hub, "load", offline)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        model, note = helpers.resnet50_architecture()
+    assert out.getvalue() == ""
+    assert isinstance(model, torchvision.models.ResNet) and not model.training
+    assert repr(model) == repr(torchvision.models.resnet50())  # the module tree torch.hub builds
+    assert "without weights" in note and "resnet50-0676ba61.pth" in note
+
+
+def test_resnet50_architecture_online_uses_the_hub_model(monkeypatch):
+    built = torchvision.models.resnet50()
+    monkeypatch.setattr(torch.hub, "load", lambda *args, **kwargs: built)
+    model, note = helpers.resnet50_architecture()
+    assert model is built and note.startswith("torch.hub pytorch/vision")
+
+
+def test_layer_recorder_on_resnet50_layer4_shapes():
+    torch.manual_seed(0)
+    model = torchvision.models.resnet50().eval()
+    with helpers.LayerRecorder(model.layer4) as recorder:
+        model(torch.zeros(1, 3, 224, 224))[0, 151].backward()
+    assert tuple(recorder.activations.shape) == (1, 2048, 7, 7)
+    assert tuple(recorder.gradients.shape) == (1, 2048, 7, 7)
+    # Pooling then linear: dy/dA = w_c / (h w) at every position.
+    expected = model.fc.weight[151][:, None, None].expand(-1, 7, 7) / 49
+    assert torch.allclose(recorder.gradients[0], expected, atol=1e-7)
+
+
+@pytest.mark.parametrize("device", ["cpu", torch.device("cpu"), None])
+def test_load_model_on_a_device(device, chihuahua):
+    loaded = helpers.load_model("efficientnet_lite0", device=device)
+    assert loaded.device == torch.device("cpu")
+    assert all(p.device.type == "cpu" for p in loaded.model.parameters())
+    detections = helpers.detect(loaded, chihuahua, topk=1, input_sizes=224, flip=False)
+    assert detections[0].label == "Chihuahua"
+
+
+@pytest.mark.parametrize("device", ["gpu0", 3.5])
+def test_load_model_bad_device_raises(device):
+    with pytest.raises(ValueError, match="device must be"):
+        helpers.load_model("efficientnet_lite0", device=device)
+
+
+@pytest.mark.parametrize(
+    ("p", "text"),
+    [(0.763, "76.3%"), (0.001, "0.1%"), (0.0002, "2.0e-04"), (0.00099, "9.9e-04"), (0.0, "0.0e+00"), (1.0, "100.0%")],
+)
+def test_format_probability(p, text):
+    assert helpers.format_probability(p) == text
+
+
+@pytest.mark.parametrize("p", [-0.1, 1.5, float("nan"), "0.5", True])
+def test_format_probability_bad_input(p):
+    with pytest.raises(ValueError, match="probability"):
+        helpers.format_probability(p)
 
 
 HUBCONF = """

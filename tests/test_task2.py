@@ -119,15 +119,25 @@ def test_grad_cam_equals_normalised_cam_at_last_layer(lite, chihuahua, side):
     assert difference < 1e-5, f"max abs diff {difference}"
 
 
-def test_grad_cam_equals_cam_with_test_time_augmentation(lite, chihuahua):
-    # Each view's Grad-CAM equals its normalised CAM, so the averaged maps agree too: the Grad-CAM
-    # path (forward + backward) and the CAM path (forward only) must give the same maps.
+def test_segment_averages_raw_cams_over_views(lite, chihuahua):
+    """With several views, segment averages the raw CAMs (logit units) on the largest grid, mirrored
+    views mirrored back; computed here independently, view by view, from the hooked activations."""
     classes = [151, 158, 281]
-    for sizes, flip in [(tuple(helpers.DEFAULT_INPUT_SIZES), bool(helpers.DEFAULT_FLIP)), ((224, 256), True)]:
-        grad_maps = helpers.grad_cams(lite, chihuahua, classes, input_sizes=sizes, flip=flip)
-        cam_maps = helpers.segment(lite, chihuahua, class_indices=classes, input_sizes=sizes, flip=flip).cams
-        difference = float((grad_maps - cam_maps).abs().max())
-        assert difference < 1e-5, f"{sizes}, flip={flip}: max abs diff {difference}"
+    sizes, flip = (224, 256), True
+    views = []
+    for side in sizes:
+        for mirrored in (False, True):
+            batch = lite.preprocess(chihuahua, side)
+            with torch.inference_mode(), helpers.ActivationRecorder(lite.target_layer) as recorder:
+                lite.model(batch.flip(-1) if mirrored else batch)
+                raw = torch.einsum("ck,khw->chw", lite.classifier.weight[classes], recorder.activations[0])
+            views.append(raw.flip(-1) if mirrored else raw)
+    grid = max((v.shape[-2:] for v in views), key=lambda hw: hw[0] * hw[1])
+    averaged = torch.stack([F.interpolate(v[None], size=grid, mode="bilinear", align_corners=False)[0] for v in views])
+    expected_logits = averaged.mean(dim=0) + lite.classifier.bias[classes][:, None, None]
+    seg = helpers.segment(lite, chihuahua, class_indices=classes, input_sizes=sizes, flip=flip)
+    assert tuple(seg.logits_low.shape) == (3, *grid)
+    assert float((seg.logits_low - expected_logits).abs().max()) < 1e-4
 
 
 def test_last_layer_gradient_is_fc_weight_over_grid_size(lite, chihuahua):
@@ -144,7 +154,7 @@ def test_last_layer_gradient_is_fc_weight_over_grid_size(lite, chihuahua):
 
 
 # --------------------------------------------------------------------------------------------
-# upsample_cams, cams_to_masks, masks_to_label_map
+# upsample_cams, cams_to_masks, label_map_by_logit
 # --------------------------------------------------------------------------------------------
 
 
@@ -204,7 +214,7 @@ def test_cams_to_masks_uninformative_maps_are_empty(fill):
     assert torch.equal(masks[1], torch.tensor([[False, True], [False, True]]))
 
 
-def test_masks_to_label_map_hand_built():
+def test_label_map_by_logit_hand_built():
     classes = [10, 20, 30]
     masks = torch.tensor(
         [
@@ -214,32 +224,78 @@ def test_masks_to_label_map_hand_built():
         ],
         dtype=torch.bool,
     )
-    cams = torch.tensor(
+    logits = torch.tensor(
         [
-            [[0.9, 0.5, 1.0, 0.0], [0.6, 0.7, 0.8, 0.0], [0.0, 0.0, 0.0, 0.0]],
-            [[0.0, 0.8, 0.9, 0.0], [0.0, 0.0, 0.8, 0.6], [0.0, 0.0, 0.0, 0.0]],
-            [[0.0, 0.0, 0.0, 0.0], [0.0, 0.7, 0.0, 0.9], [0.0, 0.0, 0.5, 0.0]],
+            [[9.0, 5.0, 10.0, 0.0], [6.0, 7.0, 8.0, 0.0], [0.0, 0.0, 0.0, 0.0]],
+            [[0.0, 8.0, 9.0, 0.0], [0.0, 0.0, 8.0, 6.0], [0.0, 0.0, 0.0, 0.0]],
+            [[0.0, 0.0, 0.0, 0.0], [0.0, 7.0, 0.0, 9.0], [-1.0, -1.0, 5.0, 0.0]],
         ]
     )
-    # (0,1): 10 vs 20 -> 20 is stronger. (0,2): only in 20's mask (10's CAM is higher but unmasked).
-    # (1,1): 10 and 30 tie at 0.7 -> the first listed, 10. (1,2): 10 and 20 tie at 0.8 -> 10.
-    # (1,3): 20 (0.6) vs 30 (0.9) -> 30. Pixels in no mask -> -1.
+    # Foreground = the union of the masks; there the largest logit of ALL classes wins.
+    # (0,1): 10 (5) vs 20 (8) -> 20. (0,2): only 20's mask holds, but 10's logit (10) is larger -> 10.
+    # (1,1): 10 and 30 tie at 7 -> the first listed, 10. (1,2): 10 and 20 tie at 8 -> 10.
+    # (1,3): 20 (6) vs 30 (9) -> 30. (2,2): 30 (5) beats 0, 0. Pixels in no mask -> -1.
     expected = torch.tensor(
         [
-            [10, 20, 20, -1],
+            [10, 20, 10, -1],
             [10, 10, 10, 30],
             [-1, -1, 30, -1],
         ]
     )
-    label_map = helpers.masks_to_label_map(masks, cams, classes)
+    label_map = helpers.label_map_by_logit(masks, logits, classes)
     assert label_map.dtype == torch.int64
     assert torch.equal(label_map, expected)
     # Listing the classes in another order moves the ties, nothing else.
-    reordered = helpers.masks_to_label_map(masks[[2, 1, 0]], cams[[2, 1, 0]], classes[::-1])
+    reordered = helpers.label_map_by_logit(masks[[2, 1, 0]], logits[[2, 1, 0]], classes[::-1])
     expected_reordered = expected.clone()
     expected_reordered[1, 1] = 30  # 30 is now listed first
     expected_reordered[1, 2] = 20  # 20 is now listed before 10
     assert torch.equal(reordered, expected_reordered)
+
+
+def test_label_map_by_logit_disagrees_with_the_normalised_rule():
+    """A strong class with a peaked map against a weak class with a flat one (1 x 4 photo).
+
+    Strong class 1: logits [2, 4, 8, 4] (peak 8). Weak class 2: logits [1, 1.2, 1.1, 1.2].
+    Normalised to their own maximum: strong [.25, .5, 1, .5], weak [.83, 1, .92, 1]: the flat
+    weak map is "stronger" on 3 of 4 pixels, although its logit is smaller everywhere.
+    The logit rule gives every pixel to the strong class.
+    """
+    logits = torch.tensor([[[2.0, 4.0, 8.0, 4.0]], [[1.0, 1.2, 1.1, 1.2]]])
+    normalised = logits / logits.amax(dim=(-2, -1), keepdim=True)
+    masks = helpers.cams_to_masks(normalised, threshold=0.2)
+    assert masks.all()  # every pixel is in both masks
+    by_normalised = torch.tensor([1, 2])[normalised.max(dim=0).indices]
+    assert torch.equal(by_normalised, torch.tensor([[2, 2, 1, 2]]))
+    assert torch.equal(helpers.label_map_by_logit(masks, logits, [1, 2]), torch.tensor([[1, 1, 1, 1]]))
+
+
+def test_label_map_by_logit_bad_input():
+    masks = torch.ones(2, 3, 3, dtype=torch.bool)
+    with pytest.raises(ValueError, match="masks must be a bool"):
+        helpers.label_map_by_logit(masks.float(), torch.zeros(2, 3, 3), [1, 2])
+    with pytest.raises(ValueError, match="pixel_logits must have the shape"):
+        helpers.label_map_by_logit(masks, torch.zeros(2, 3, 4), [1, 2])
+    with pytest.raises(ValueError, match="one entry per mask"):
+        helpers.label_map_by_logit(masks, torch.zeros(2, 3, 3), [1, 2, 3])
+
+
+def test_segment_pixel_logits_average_to_the_logits(lite, chihuahua):
+    """The FC layer as a 1x1 convolution: the mean of the per-pixel logits M_c + b_c over the
+    grid is the logit y^c of a plain forward pass (one 224 view)."""
+    seg = helpers.segment(lite, chihuahua, topk=3, input_sizes=224, flip=False)
+    with torch.no_grad():
+        logits = lite.model(lite.preprocess(chihuahua, 224))[0]
+    classes = [c for c, _, _ in seg.classes]
+    assert torch.allclose(seg.logits_low.mean(dim=(-2, -1)), logits[classes], atol=1e-4)
+
+
+def test_segment_gives_the_chihuahua_the_largest_share(lite, chihuahua):
+    seg = helpers.segment(lite, chihuahua, topk=3)
+    shares = {c: float((seg.label_map == c).mean()) for c, _, _ in seg.classes}
+    top1 = seg.classes[0][0]
+    assert seg.classes[0][1] == "Chihuahua"
+    assert shares[top1] == max(shares.values()) and shares[top1] > 0.2
 
 
 # --------------------------------------------------------------------------------------------
@@ -284,7 +340,9 @@ def test_blend_segmentation_hand_built():
         ],
         dtype=np.int64,
     )
-    seg = helpers.Segmentation(label_map, [(7, "first", 0.6), (3, "second", 0.3)], torch.zeros(2, 2, 2))
+    seg = helpers.Segmentation(
+        label_map, [(7, "first", 0.6), (3, "second", 0.3)], torch.zeros(2, 2, 2), torch.zeros(2, 2, 2)
+    )
     image = Image.fromarray(photo)
     colors = helpers.class_colors(2)
     assert colors[0] != colors[1]
