@@ -616,3 +616,96 @@ def test_detect_scores_come_from_the_first_unflipped_view(lite, chihuahua):
     assert [d.class_index for d in detections] == probabilities.topk(3).indices.tolist()
     for d in detections:
         assert d.score == pytest.approx(float(probabilities[d.class_index]), abs=1e-6)
+
+
+# --------------------------------------------------------------------------------------------
+# Box rules, cam_to_boxes, the dilated last stage
+# --------------------------------------------------------------------------------------------
+
+
+def two_blobs() -> np.ndarray:
+    """A 10 x 12 map: a big plateau of 0.6 (rows 1-5, cols 1-6, 30 px) and a small peak region
+    of 1.0 (rows 7-8, cols 9-10, 4 px); everything else 0."""
+    heatmap = np.zeros((10, 12))
+    heatmap[1:6, 1:7] = 0.6
+    heatmap[7:9, 9:11] = 1.0
+    return heatmap
+
+
+@pytest.mark.parametrize(
+    ("rule", "expected"),
+    [
+        ("largest", (1.0, 1.0, 7.0, 6.0)),  # the 30 px plateau
+        ("peak", (9.0, 7.0, 11.0, 9.0)),  # the component holding the maximum 1.0
+        ("union", (1.0, 1.0, 11.0, 9.0)),  # around both
+    ],
+)
+def test_heatmap_to_bbox_rules_hand_built(rule, expected):
+    assert helpers.heatmap_to_bbox(two_blobs(), 0.5, rule) == expected
+    # Above 0.6 only the peak region is left: every rule gives its box.
+    assert helpers.heatmap_to_bbox(two_blobs(), 0.7, rule) == (9.0, 7.0, 11.0, 9.0)
+
+
+def test_heatmap_to_bbox_bad_rule():
+    with pytest.raises(ValueError, match="rule must be one of"):
+        helpers.heatmap_to_bbox(two_blobs(), 0.5, "biggest")
+
+
+def test_cam_to_boxes_matches_upsample_then_box():
+    """cam_to_boxes = bilinear upsampling to the photo + normalisation + heatmap_to_bbox, per threshold."""
+    generator = torch.Generator().manual_seed(3)
+    cam = torch.rand(7, 7, generator=generator)
+    size = (50, 80)
+    full = F.interpolate(cam[None, None], size=size, mode="bilinear", align_corners=False)[0, 0]
+    full = full / full.max()
+    thresholds = [0.2, 0.5, 0.8]
+    for rule in helpers.BOX_RULES:
+        expected = [helpers.heatmap_to_bbox(full, t, rule) for t in thresholds]
+        assert helpers.cam_to_boxes(cam, size, thresholds, rule) == expected
+
+
+def test_detect_box_rule_union_contains_largest(lite, chihuahua):
+    largest = helpers.detect(lite, chihuahua, topk=2, input_sizes=224, flip=False, box_rule="largest")
+    union = helpers.detect(lite, chihuahua, topk=2, input_sizes=224, flip=False, box_rule="union")
+    for a, b in zip(largest, union, strict=True):
+        assert b.box[0] <= a.box[0] and b.box[1] <= a.box[1] and b.box[2] >= a.box[2] and b.box[3] >= a.box[3]
+    with pytest.raises(ValueError, match="box_rule must be one of"):
+        helpers.detect(lite, chihuahua, box_rule="all")
+
+
+def test_dilated_resnet_layer4_is_torchvisions_dilated_resnet50():
+    torch.manual_seed(0)
+    model = torchvision.models.resnet50().eval()
+    reference = torchvision.models.resnet50(replace_stride_with_dilation=[False, False, True]).eval()
+    reference.load_state_dict(model.state_dict())
+    helpers.dilate_resnet_layer4(model)
+    assert repr(model) == repr(reference)
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        assert torch.equal(model(x), reference(x))
+    with helpers.LayerRecorder(model.layer4, gradients=False) as recorder, torch.no_grad():
+        model(x)
+    assert tuple(recorder.activations.shape) == (1, 2048, 14, 14)
+
+
+def test_dilated_stand_in_doubles_the_grid_and_keeps_the_prediction(chihuahua):
+    dilated = helpers.load_model("efficientnet_lite0", dilated=True)
+    lite = helpers.load_model("efficientnet_lite0", dilated=False)
+    assert "dilated" in dilated.source and "dilated" not in lite.source
+    x = lite.preprocess(chihuahua, 224)
+    with helpers.ActivationRecorder(dilated.target_layer) as recorder, torch.no_grad():
+        logits = dilated.model(x)
+    assert tuple(recorder.activations.shape) == (1, 1280, 14, 14)
+    with torch.no_grad():
+        plain = lite.model(x)
+    assert int(logits.argmax()) == int(plain.argmax()) == 151
+    # Pooling then linear still holds: the mean per-pixel logit is the logit.
+    cams = helpers.calculate_cam(recorder.activations[0], dilated.classifier.weight, [151])
+    assert torch.allclose(cams.mean(dim=(-2, -1)) + dilated.classifier.bias[151], logits[0, 151], atol=1e-4)
+    (det,) = helpers.detect(dilated, chihuahua, topk=1, input_sizes=224, flip=False)
+    assert tuple(det.cam.shape) == (14, 14)
+
+
+def test_load_model_dilated_must_be_bool():
+    with pytest.raises(TypeError, match="dilated must be"):
+        helpers.load_model("efficientnet_lite0", dilated="yes")

@@ -403,3 +403,13 @@ def test_segment_pet_photo(lite):
     union = np.logical_or(predicted, actual).sum()
     iou = intersection / union
     assert iou >= PET_IOU_FLOOR, f"foreground IoU {iou:.4f} below the floor {PET_IOU_FLOOR}"
+
+
+def test_relabel_equals_segment_at_that_threshold(lite, chihuahua):
+    seg = helpers.segment(lite, chihuahua, topk=3, threshold=0.35, input_sizes=224, flip=False)
+    assert np.array_equal(helpers.relabel(seg, 0.35), seg.label_map)
+    other = helpers.segment(lite, chihuahua, topk=3, threshold=0.6, input_sizes=224, flip=False)
+    assert np.array_equal(helpers.relabel(seg, 0.6), other.label_map)
+    assert (helpers.relabel(seg, 0.6) >= 0).sum() < (seg.label_map >= 0).sum()  # a higher threshold: less foreground
+    with pytest.raises(ValueError, match="threshold"):
+        helpers.relabel(seg, 1.5)

@@ -1,0 +1,877 @@
+"""The pure part of the evaluation harness (tests/evaluate.py): loaders, box and mask metrics,
+bootstrap intervals, k-fold threshold choice and run records. No model; a few seconds in all.
+
+The small cases are built by hand, with the answer worked out in the comment next to them.
+"""
+
+import json
+import random
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+if str(Path(__file__).resolve().parent) not in sys.path:  # pytest's default import mode adds it; others may not
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import evaluate
+
+DATA = Path(__file__).resolve().parent / "data"
+SHARED = evaluate.SHARED_DATA  # ../shared/data beside the repository: present in CI, maybe not elsewhere
+
+
+def plain_iou(a, b) -> float:
+    """IoU of two (x0, y0, x1, y1) boxes with exclusive ends, by plain arithmetic."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union
+
+
+# --------------------------------------------------------------------------------------------
+# box_iou, best_iou
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "expected"),
+    [
+        ((0, 0, 10, 10), (5, 0, 15, 10), 50 / 150),  # half overlap: 5x10 / (100 + 100 - 50)
+        ((0, 0, 10, 10), (0, 0, 10, 10), 1.0),  # identical
+        ((0, 0, 10, 10), (20, 20, 30, 30), 0.0),  # disjoint
+        ((0, 0, 10, 10), (10, 0, 20, 10), 0.0),  # touching edges: x1 is exclusive, no shared pixel
+        ((0, 0, 10, 10), (2, 2, 7, 7), 25 / 100),  # contained: 5x5 inside 10x10
+        ((0, 0, 4, 2), (2, 0, 6, 4), 4 / 20),  # x 2..4, y 0..2 overlap (4); areas 8 and 16: 4 / (8 + 16 - 4)
+    ],
+)
+def test_box_iou_hand_built(a, b, expected):
+    iou = evaluate.box_iou([a], [b])
+    assert tuple(iou.shape) == (1, 1)
+    assert float(iou[0, 0]) == pytest.approx(expected, abs=1e-12)
+    assert float(evaluate.box_iou([b], [a])[0, 0]) == pytest.approx(expected, abs=1e-12)  # symmetric
+
+
+def test_box_iou_is_pairwise():
+    a = [(0, 0, 10, 10), (5, 0, 15, 10)]
+    b = [(0, 0, 10, 10), (20, 20, 30, 30), (2, 2, 7, 7)]
+    expected = [[1.0, 0.0, 0.25], [1 / 3, 0.0, 10 / 115]]  # row 2, col 3: 2x5 / (100 + 25 - 10)
+    np.testing.assert_allclose(evaluate.box_iou(a, b).numpy(), expected, atol=1e-12)
+
+
+def test_box_iou_matches_plain_arithmetic_on_random_boxes():
+    rng = random.Random(0)
+
+    def box():
+        x0, y0 = rng.uniform(0, 50), rng.uniform(0, 50)
+        return (x0, y0, x0 + rng.uniform(0.5, 40), y0 + rng.uniform(0.5, 40))
+
+    a = [box() for _ in range(7)]
+    b = [box() for _ in range(5)]
+    expected = [[plain_iou(p, q) for q in b] for p in a]
+    np.testing.assert_allclose(evaluate.box_iou(a, b).numpy(), expected, atol=1e-12)
+    np.testing.assert_allclose(evaluate.box_iou(torch.tensor(a), torch.tensor(b)).numpy(), expected, atol=1e-6)
+
+
+def test_best_iou():
+    gt = [(20, 20, 30, 30), (5, 0, 15, 10), (0, 0, 10, 5)]
+    # Against (0, 0, 10, 10): 0, 1/3, and 50 / 100 = 0.5 -> the best is 0.5.
+    assert evaluate.best_iou((0, 0, 10, 10), gt) == pytest.approx(0.5)
+    assert evaluate.best_iou((20, 20, 30, 30), gt) == 1.0
+    assert evaluate.best_iou((100, 100, 110, 110), gt) == 0.0
+    assert evaluate.best_iou(None, gt) == 0.0
+    assert evaluate.best_iou((0, 0, 10, 10), []) == 0.0
+
+
+# --------------------------------------------------------------------------------------------
+# GT-known accuracy, top-1 localization, MaxBoxAcc, MaxBoxAccV2
+# --------------------------------------------------------------------------------------------
+
+GT = [
+    [(0, 0, 10, 10)],
+    [(0, 0, 10, 10)],
+    [(0, 0, 10, 10)],
+    [(50, 50, 60, 60), (0, 0, 10, 10)],
+    [(0, 0, 10, 10)],
+]
+PRED = [
+    (0, 0, 10, 10),  # IoU 1 -> hit
+    (5, 0, 15, 10),  # IoU 1/3 -> miss at 0.5, hit at 0.3
+    None,  # no box -> miss
+    (0, 0, 10, 5),  # IoU with the second GT box 50/100 = 0.5 exactly -> hit (>= 0.5)
+    (0, 0, 10, 4),  # IoU 40/100 = 0.4 -> miss at 0.5, hit at 0.3
+]
+
+
+def test_best_ious_per_photo():
+    np.testing.assert_allclose(evaluate.best_ious(PRED, GT).numpy(), [1.0, 1 / 3, 0.0, 0.5, 0.4], atol=1e-12)
+
+
+def test_gt_known_hits_and_accuracy():
+    hits = evaluate.gt_known_hits(PRED, GT)
+    assert hits.dtype == torch.bool
+    assert hits.tolist() == [True, False, False, True, False]
+    assert evaluate.gt_known_accuracy(PRED, GT) == pytest.approx(2 / 5)
+    # At IoU >= 0.3 the 1/3 and 0.4 boxes hit as well.
+    assert evaluate.gt_known_accuracy(PRED, GT, iou_threshold=0.3) == pytest.approx(4 / 5)
+    assert evaluate.gt_known_accuracy(PRED, GT, iou_threshold=0.6) == pytest.approx(1 / 5)
+
+
+@pytest.mark.parametrize("cut", ["pred", "gt"])
+def test_gt_known_accuracy_length_mismatch_raises(cut):
+    pred, gt = (PRED[:-1], GT) if cut == "pred" else (PRED, GT[:-1])
+    with pytest.raises(ValueError, match="same length"):
+        evaluate.gt_known_accuracy(pred, gt)
+    with pytest.raises(ValueError, match="same length"):
+        evaluate.gt_known_hits(pred, gt)
+
+
+@pytest.mark.parametrize("bad", [1.5, -0.1])
+def test_iou_threshold_out_of_range_raises(bad):
+    with pytest.raises(ValueError, match=r"iou_threshold must be in \[0, 1\]"):
+        evaluate.gt_known_hits(PRED, GT, bad)
+
+
+def test_top1_loc_hits_and_accuracy():
+    # photo:         0 (hit)  1 (miss)  2 (miss)  3 (hit)  4 (miss)
+    true_classes = [7, 7, 7, 3, 3]
+    pred_classes = [7, 7, 7, 4, 3]  # photo 3's class is wrong: its hit does not count
+    hits = evaluate.top1_loc_hits(pred_classes, true_classes, PRED, GT)
+    assert hits.tolist() == [True, False, False, False, False]
+    # Only photo 0 is right in class and box -> 1/5.
+    assert evaluate.top1_localization_accuracy(pred_classes, true_classes, PRED, GT) == pytest.approx(1 / 5)
+    # All classes right: the same as GT-known hits.
+    assert evaluate.top1_loc_hits(true_classes, true_classes, PRED, GT).tolist() == [True, False, False, True, False]
+    # At IoU >= 0.3 photos 0, 1, 4 are right in class and box (photo 3's class is wrong).
+    assert evaluate.top1_loc_hits(torch.tensor(pred_classes), true_classes, PRED, GT, 0.3).tolist() == [
+        True,
+        True,
+        False,
+        False,
+        True,
+    ]
+
+
+@pytest.mark.parametrize("short", range(4))
+def test_top1_loc_length_mismatch_raises(short):
+    arguments = [[7, 7, 7, 3, 3], [7, 7, 7, 3, 3], PRED, GT]
+    arguments[short] = arguments[short][:-1]
+    with pytest.raises(ValueError, match="same length"):
+        evaluate.top1_loc_hits(*arguments)
+    with pytest.raises(ValueError, match="same length"):
+        evaluate.top1_localization_accuracy(*arguments)
+
+
+def test_max_box_acc_best_threshold():
+    gt = [[(0, 0, 10, 10)]] * 4
+    hit, miss = (0, 0, 10, 10), (20, 20, 30, 30)
+    boxes = {
+        0.6: [hit, hit, hit, miss],  # 3/4
+        0.2: [hit, hit, miss, miss],  # 2/4
+        0.8: [hit, None, None, None],  # 1/4
+        0.4: [hit, hit, hit, miss],  # 3/4: ties with 0.6, the lowest threshold wins
+    }
+    accuracy, threshold = evaluate.max_box_acc(boxes, gt)
+    assert accuracy == pytest.approx(3 / 4)
+    assert threshold == 0.4
+    # A unique best is returned whatever its position.
+    boxes[0.8] = [hit, hit, hit, hit]
+    assert evaluate.max_box_acc(boxes, gt) == (pytest.approx(1.0), 0.8)
+
+
+def test_max_box_acc_all_zero_returns_lowest_threshold():
+    gt = [[(0, 0, 10, 10)]] * 2
+    accuracy, threshold = evaluate.max_box_acc({0.5: [None, None], 0.3: [None, None], 0.7: [None, None]}, gt)
+    assert (accuracy, threshold) == (0.0, 0.3)
+
+
+def test_max_box_acc_bad_inputs_raise():
+    gt = [[(0, 0, 10, 10)]] * 2
+    with pytest.raises(ValueError, match="at least one threshold"):
+        evaluate.max_box_acc({}, gt)
+    with pytest.raises(ValueError, match="same length"):
+        evaluate.max_box_acc({0.5: [(0, 0, 10, 10)]}, gt)
+    with pytest.raises(TypeError, match="dict"):
+        evaluate.max_box_acc([[(0, 0, 10, 10)]] * 2, gt)
+    with pytest.raises(ValueError, match="same length"):
+        evaluate.max_box_acc_v2({0.5: [(0, 0, 10, 10)]}, gt)
+
+
+# Four photos, one ground-truth box (0, 0, 10, 10) each.
+V2_GT = [[(0, 0, 10, 10)]] * 4
+V2_BOXES = {
+    # IoUs 1, 0.4, 0.4, 0 -> accuracy 3/4 at IoU 0.3, 1/4 at 0.5, 1/4 at 0.7
+    0.2: [(0, 0, 10, 10), (0, 0, 10, 4), (0, 0, 10, 4), None],
+    # IoUs 0.8, 0.8, 0, 0 -> accuracy 2/4 at IoU 0.3, 0.5 and 0.7
+    0.6: [(0, 0, 10, 8), (0, 0, 10, 8), None, None],
+}
+
+
+def test_max_box_acc_v2_hand_built():
+    # MaxBoxAcc: IoU 0.3 -> 3/4 (threshold 0.2); 0.5 -> 2/4 (0.6); 0.7 -> 2/4 (0.6).
+    assert evaluate.max_box_acc(V2_BOXES, V2_GT, 0.3) == (pytest.approx(0.75), 0.2)
+    assert evaluate.max_box_acc(V2_BOXES, V2_GT, 0.5) == (pytest.approx(0.5), 0.6)
+    assert evaluate.max_box_acc(V2_BOXES, V2_GT, 0.7) == (pytest.approx(0.5), 0.6)
+    # V2 = (3/4 + 2/4 + 2/4) / 3 = 7/12; a single threshold could only reach 7/12 (0.2: 5/12, 0.6: 6/12).
+    assert evaluate.max_box_acc_v2(V2_BOXES, V2_GT) == pytest.approx(7 / 12)
+
+
+def test_max_box_acc_v2_is_mean_of_three_max_box_acc():
+    rng = random.Random(1)
+
+    def maybe_box():
+        if rng.random() < 0.15:
+            return None
+        x0, y0 = rng.uniform(0, 30), rng.uniform(0, 30)
+        return (x0, y0, x0 + rng.uniform(1, 40), y0 + rng.uniform(1, 40))
+
+    gt = [[(10, 10, 40, 40)], [(0, 0, 20, 30), (25, 25, 50, 50)], [(5, 5, 45, 25)]] * 10
+    boxes = {t: [maybe_box() for _ in gt] for t in (0.1, 0.3, 0.5, 0.7)}
+    expected = np.mean([evaluate.max_box_acc(boxes, gt, iou)[0] for iou in (0.3, 0.5, 0.7)])
+    assert evaluate.max_box_acc_v2(boxes, gt) == pytest.approx(expected, abs=1e-12)
+
+
+# --------------------------------------------------------------------------------------------
+# Foreground IoU
+# --------------------------------------------------------------------------------------------
+
+# Pets-style ground truth: 0 background, 1 cat, 2 dog, 255 ignore (the trimap border).
+GT_MASK = np.array(
+    [
+        [0, 0, 1, 1],
+        [0, 2, 2, 255],
+        [0, 0, 255, 255],
+        [0, 0, 0, 0],
+    ],
+    dtype=np.uint8,
+)
+PRED_MASK = np.array(
+    [
+        [1, 0, 1, 0],
+        [0, 1, 1, 1],
+        [0, 0, 1, 0],
+        [0, 0, 0, 1],
+    ],
+    dtype=bool,
+)
+# Valid pixels: all but (1,3), (2,2), (2,3). Foreground: (0,2), (0,3), (1,1), (1,2) -> 4.
+# Predicted on valid pixels: (0,0), (0,2), (1,1), (1,2), (3,3) -> 5 ((1,3) and (2,2) are ignored).
+# Intersection (0,2), (1,1), (1,2) = 3; union 4 + 5 - 3 = 6 -> IoU 3/6 = 0.5.
+# Without the ignore rule the two ignored predictions would join the union: 3/8.
+
+
+def test_foreground_iou_hand_built_with_ignore():
+    assert evaluate.foreground_iou(PRED_MASK, GT_MASK) == pytest.approx(0.5)
+    assert evaluate.foreground_iou(torch.from_numpy(PRED_MASK), torch.from_numpy(GT_MASK)) == pytest.approx(0.5)
+    assert evaluate.foreground_iou(PRED_MASK.astype(np.uint8), GT_MASK) == pytest.approx(0.5)
+
+
+def test_foreground_iou_other_ignore_index():
+    # With ignore_index 7 (absent), 255 counts as foreground: truth = 4 + 3 = 7 pixels,
+    # prediction 7 pixels, intersection (0,2), (1,1), (1,2), (1,3), (2,2) = 5; union 7 + 7 - 5 = 9.
+    assert evaluate.foreground_iou(PRED_MASK, GT_MASK, ignore_index=7) == pytest.approx(5 / 9)
+
+
+def test_foreground_iou_extremes():
+    gt = np.array([[0, 1], [255, 0]], dtype=np.uint8)
+    assert evaluate.foreground_iou(gt == 1, gt) == 1.0
+    assert evaluate.foreground_iou(np.zeros((2, 2), bool), gt) == 0.0
+    assert evaluate.foreground_iou(np.ones((2, 2), bool), gt) == pytest.approx(1 / 3)  # (0,0), (0,1), (1,1)
+    # Nothing predicted and nothing to find: the empty union counts as a perfect score.
+    assert evaluate.foreground_iou(np.zeros((2, 2), bool), np.array([[0, 0], [255, 0]], np.uint8)) == 1.0
+
+
+def test_foreground_iou_shape_mismatch_raises():
+    with pytest.raises(ValueError, match="same shape"):
+        evaluate.foreground_iou(np.zeros((4, 5), bool), GT_MASK)
+
+
+# --------------------------------------------------------------------------------------------
+# COCO: per (photo, class) IoU, ImageNet -> COCO label maps, oracle classes
+# --------------------------------------------------------------------------------------------
+
+PERSON, CAR, TRUCK, CAT, DOG = 1, 3, 8, 16, 17  # COCO ids in classes.json order
+MAPPABLE = {CAR, TRUCK, CAT, DOG}  # person has no ImageNet counterpart
+
+COCO_GT = np.array(
+    [
+        [0, DOG, DOG, PERSON],
+        [0, DOG, DOG, PERSON],
+        [CAR, CAR, 255, PERSON],
+        [CAR, 0, 0, 0],
+    ],
+    dtype=np.uint8,
+)
+COCO_PRED = np.array(
+    [
+        [DOG, DOG, 0, DOG],
+        [0, DOG, DOG, DOG],
+        [CAR, DOG, CAR, CAR],
+        [0, 0, CAR, 0],
+    ],
+    dtype=np.int64,
+)
+# Ignored: (2,2) (gt 255) and the person column (0,3), (1,3), (2,3) (person is not mappable).
+# Dog: truth (0,1), (0,2), (1,1), (1,2) = 4; predicted on valid pixels (0,0), (0,1), (1,1), (1,2), (2,1) = 5
+#   (the predictions on the person at (0,3), (1,3) do not count); intersection 3 -> 3 / (4 + 5 - 3) = 1/2.
+# Car: truth (2,0), (2,1), (3,0) = 3; predicted on valid pixels (2,0), (3,2) = 2 ((2,2) is 255,
+#   (2,3) is the person); intersection (2,0) = 1 -> 1 / (3 + 2 - 1) = 1/4.
+# Without the ignore rules: dog 3 / (4 + 7 - 3) = 3/8, car 1 / (3 + 4 - 1) = 1/6.
+# Person is present but unmappable: no entry.
+
+
+def test_coco_pair_ious_hand_built_with_ignored_class():
+    ious = evaluate.coco_pair_ious(COCO_PRED, COCO_GT, [PERSON, CAR, DOG], MAPPABLE)
+    assert list(ious) == [CAR, DOG]
+    assert ious[CAR] == pytest.approx(1 / 4)
+    assert ious[DOG] == pytest.approx(1 / 2)
+    # Tensors work the same.
+    assert evaluate.coco_pair_ious(torch.from_numpy(COCO_PRED), torch.from_numpy(COCO_GT), {1, 3, 17}, MAPPABLE) == ious
+
+
+def test_coco_pair_ious_person_made_mappable_counts_its_pixels():
+    # If person were mappable its column would count: dog then predicts (0,3), (1,3) too -> 3 / (4 + 7 - 3) = 3/8;
+    # car predicts (2,3) too -> 1 / (3 + 3 - 1) = 1/5; person: truth 3 pixels, predicted none -> 0.
+    ious = evaluate.coco_pair_ious(COCO_PRED, COCO_GT, [PERSON, CAR, DOG], MAPPABLE | {PERSON})
+    assert ious == {PERSON: 0.0, CAR: pytest.approx(1 / 5), DOG: pytest.approx(3 / 8)}
+
+
+def test_coco_pair_ious_perfect_and_bad_inputs():
+    perfect = np.where(np.isin(COCO_GT, [CAR, DOG]), COCO_GT, 0)
+    assert evaluate.coco_pair_ious(perfect, COCO_GT, [PERSON, CAR, DOG], MAPPABLE) == {CAR: 1.0, DOG: 1.0}
+    with pytest.raises(ValueError, match="same shape"):
+        evaluate.coco_pair_ious(COCO_PRED[:3], COCO_GT, [CAR], MAPPABLE)
+    with pytest.raises(ValueError, match="no pixel"):
+        evaluate.coco_pair_ious(COCO_PRED, COCO_GT, [CAT], MAPPABLE)  # no cat in the ground truth
+    with pytest.raises(ValueError, match=r"1\.\.80"):
+        evaluate.coco_pair_ious(COCO_PRED, COCO_GT, [81], MAPPABLE)
+    with pytest.raises(TypeError, match="integers"):
+        evaluate.coco_pair_ious(COCO_PRED.astype(float), COCO_GT, [CAR], MAPPABLE)
+    with pytest.raises(ValueError, match=r"\[H, W\]"):
+        evaluate.coco_pair_ious(COCO_PRED[None], COCO_GT[None], [CAR], MAPPABLE)
+
+
+def toy_coco_of_imagenet() -> np.ndarray:
+    lut = np.zeros(1000, dtype=np.int64)
+    lut[[207, 208]] = DOG  # golden retriever, Labrador
+    lut[[281, 282]] = CAT  # tabby, tiger cat
+    lut[[717, 407]] = CAR  # pickup (also a truck), ambulance
+    lut[555] = TRUCK  # fire engine
+    lut[999] = 70  # toilet tissue -> toilet (toy): the last entry is not 0, so -1 must not index it
+    return lut
+
+
+def test_imagenet_to_coco_label_map():
+    # -1 background -> 0 (not lut[-1] = 70); 207 -> dog; 717 -> car; 5 (electric ray) has no COCO class -> 0.
+    label_map = np.array([[-1, 207], [717, 5]], dtype=np.int64)
+    out = evaluate.imagenet_to_coco_label_map(label_map, toy_coco_of_imagenet())
+    assert out.tolist() == [[0, DOG], [CAR, 0]]
+    assert out.dtype == np.int64
+    assert evaluate.imagenet_to_coco_label_map(
+        torch.from_numpy(label_map), torch.from_numpy(toy_coco_of_imagenet())
+    ).tolist() == [
+        [0, DOG],
+        [CAR, 0],
+    ]
+
+
+@pytest.mark.parametrize(("value", "match"), [(1000, "0..999"), (-2, "0..999")])
+def test_imagenet_to_coco_label_map_bad_indices_raise(value, match):
+    with pytest.raises(ValueError, match=match):
+        evaluate.imagenet_to_coco_label_map(np.array([[0, value]]), toy_coco_of_imagenet())
+
+
+def test_imagenet_to_coco_label_map_bad_table_raises():
+    with pytest.raises(ValueError, match=r"\[1000\]"):
+        evaluate.imagenet_to_coco_label_map(np.zeros((2, 2), np.int64), np.zeros(999, np.int64))
+    with pytest.raises(TypeError, match="integers"):
+        evaluate.imagenet_to_coco_label_map(np.zeros((2, 2)), toy_coco_of_imagenet())
+
+
+def toy_probabilities() -> np.ndarray:
+    probabilities = np.full(1000, 0.0001)
+    probabilities[207], probabilities[208] = 0.10, 0.30  # dog: Labrador wins
+    probabilities[281], probabilities[282] = 0.40, 0.05  # cat: tabby wins
+    probabilities[717], probabilities[407], probabilities[555] = 0.08, 0.01, 0.02
+    return probabilities
+
+
+def test_oracle_classes_by_mapping():
+    mapping = {DOG: [207, 208], CAT: [281, 282], CAR: [407, 717], TRUCK: [555, 717]}
+    # Dog -> 208 (0.30), cat -> 281 (0.40), person skipped (no ImageNet class); ordered 281, 208.
+    assert evaluate.oracle_classes(toy_probabilities(), [PERSON, DOG, CAT], mapping) == [281, 208]
+    # Car -> pickup 717 (0.08 > 0.01) and truck -> pickup 717 (0.08 > 0.02): one entry.
+    assert evaluate.oracle_classes(toy_probabilities(), [CAR, TRUCK], mapping) == [717]
+    assert evaluate.oracle_classes(torch.from_numpy(toy_probabilities()), [CAR, DOG], mapping) == [208, 717]
+    assert evaluate.oracle_classes(toy_probabilities(), [PERSON], mapping) == []
+
+
+def test_oracle_classes_by_table():
+    # The [1000] table knows pickup as a car only: truck -> fire engine 555 (its only class).
+    assert evaluate.oracle_classes(toy_probabilities(), [PERSON, DOG, CAT], toy_coco_of_imagenet()) == [281, 208]
+    assert evaluate.oracle_classes(toy_probabilities(), [CAR, TRUCK], toy_coco_of_imagenet()) == [717, 555]
+
+
+def test_oracle_classes_bad_inputs_raise():
+    with pytest.raises(ValueError, match=r"\[1000\]"):
+        evaluate.oracle_classes(np.ones(10), [DOG], {DOG: [207]})
+    with pytest.raises(TypeError, match="imagenet_to_coco"):
+        evaluate.oracle_classes(toy_probabilities(), [DOG], [[207]])
+
+
+# --------------------------------------------------------------------------------------------
+# Bootstrap
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("constant", [0.0, 0.3, 1.0])
+def test_bootstrap_of_constant_is_that_constant(constant):
+    mean, low, high = evaluate.bootstrap_ci(np.full(37, constant), n_resamples=300)
+    assert (mean, low, high) == (pytest.approx(constant), pytest.approx(constant), pytest.approx(constant))
+
+
+def test_bootstrap_bool_hits_and_determinism():
+    hits = np.arange(200) % 4 == 0  # 50 of 200 -> mean 0.25
+    first = evaluate.bootstrap_ci(hits, n_resamples=500, seed=3)
+    assert first == evaluate.bootstrap_ci(torch.from_numpy(hits), n_resamples=500, seed=3)  # tensor, same seed
+    assert first == evaluate.bootstrap_ci(hits.tolist(), n_resamples=500, seed=3)
+    assert first != evaluate.bootstrap_ci(hits, n_resamples=500, seed=4)
+    mean, low, high = first
+    assert mean == 0.25
+    assert low < mean < high
+    # Normal approximation: standard error sqrt(0.25 * 0.75 / 200) = 0.0306, half width 1.96 x that = 0.060.
+    assert high - low == pytest.approx(2 * 0.060, abs=0.02)
+
+
+def test_bootstrap_two_photos_by_hand():
+    # Resampled means of [0, 1]: 0 (p 1/4), 0.5 (1/2), 1 (1/4): the 2.5 % and 97.5 % points are 0 and 1;
+    # a 40 % interval (30 % .. 70 % points) holds only 0.5.
+    assert evaluate.bootstrap_ci([0, 1], n_resamples=4000) == (0.5, 0.0, 1.0)
+    assert evaluate.bootstrap_ci([0, 1], n_resamples=4000, level=0.4) == (0.5, 0.5, 0.5)
+
+
+@pytest.mark.parametrize(
+    ("values", "kwargs", "error", "match"),
+    [
+        ([], {}, ValueError, "at least one"),
+        ([[1.0, 2.0]], {}, ValueError, "one-dimensional"),
+        ([0.5, float("nan")], {}, ValueError, "finite"),
+        (["a", "b"], {}, TypeError, "numbers or bools"),
+        ([0.5], {"level": 1.0}, ValueError, r"level must be in \(0, 1\)"),
+        ([0.5], {"n_resamples": 0}, ValueError, "n_resamples must be >= 1"),
+        ([0.5], {"n_resamples": 2.5}, TypeError, "n_resamples must be an int"),
+    ],
+)
+def test_bootstrap_bad_inputs_raise(values, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        evaluate.bootstrap_ci(values, **kwargs)
+
+
+# --------------------------------------------------------------------------------------------
+# Threshold choice: on all photos, and k-fold cross-validated
+# --------------------------------------------------------------------------------------------
+
+
+def test_choose_threshold_best_and_ties():
+    # Means: 0.2 -> 2/4, 0.4 -> 3/4, 0.6 -> 3/4 (tie with 0.4: the lowest wins).
+    values = {0.6: [1, 1, 1, 0], 0.2: [1, 1, 0, 0], 0.4: np.array([True, False, True, True])}
+    assert evaluate.choose_threshold(values) == 0.4
+    values[0.6] = torch.tensor([1.0, 1.0, 1.0, 1.0])
+    assert evaluate.choose_threshold(values) == 0.6
+
+
+def test_choose_threshold_float_tie_goes_to_lowest():
+    # The same per-photo values in another order sum to means one ulp apart: still a tie.
+    low, high = [0.2, 0.3, 0.1], [0.1, 0.2, 0.3]  # means 0.19999999999999998, 0.20000000000000004
+    assert np.mean(low) < np.mean(high)  # without the tolerance 0.6 would win the first case
+    assert evaluate.choose_threshold({0.3: low, 0.6: high}) == 0.3
+    assert evaluate.choose_threshold({0.3: high, 0.6: low}) == 0.3
+
+
+def test_kfold_dominant_threshold_chosen_in_every_fold():
+    rng = np.random.default_rng(0)
+    n = 50
+    hits = {t: rng.random(n) < 0.4 for t in (0.1, 0.2, 0.3, 0.5)}
+    hits[0.4] = np.ones(n, dtype=bool)  # always a hit: the best on every training split
+    cv_mean, chosen, per_photo = evaluate.kfold_threshold(hits, k=5, seed=0)
+    assert chosen == [0.4] * 5
+    assert cv_mean == 1.0
+    assert per_photo.shape == (n,) and per_photo.dtype == np.float64 and (per_photo == 1.0).all()
+
+
+def test_kfold_leave_one_out_by_hand():
+    # k = N = 4 (leave one out): every fold is one photo, whatever the shuffle.
+    hits = {0.2: [1, 1, 0, 0], 0.4: [1, 0, 1, 1]}
+    # Photo 0 out: 0.2 -> 1/3, 0.4 -> 2/3: 0.4, its value 1.   Photo 1 out: 1/3 vs 3/3: 0.4, value 0.
+    # Photo 2 out: 2/3 vs 2/3, tie: 0.2, value 0.               Photo 3 out: 2/3 vs 2/3: 0.2, value 0.
+    cv_mean, chosen, per_photo = evaluate.kfold_threshold(hits, k=4, seed=7)
+    assert per_photo.tolist() == [1.0, 0.0, 0.0, 0.0]
+    assert cv_mean == 0.25
+    assert sorted(chosen) == [0.2, 0.2, 0.4, 0.4]
+    # Chosen on all photos, 0.4 scores 3/4: the cross-validated 1/4 shows how optimistic that is.
+    assert evaluate.choose_threshold(hits) == 0.4
+
+
+def test_kfold_properties_on_random_scores():
+    rng = np.random.default_rng(1)
+    n, thresholds = 23, (0.15, 0.25, 0.35, 0.45)
+    values = {t: rng.random(n) for t in thresholds}
+    cv_mean, chosen, per_photo = evaluate.kfold_threshold(values, k=5, seed=2)
+    assert len(chosen) == 5 and set(chosen) <= set(thresholds)
+    assert cv_mean == pytest.approx(per_photo.mean())
+    # Every photo is scored once, with one threshold's value.
+    for i in range(n):
+        assert any(per_photo[i] == values[t][i] for t in chosen)
+    assert evaluate.kfold_threshold(values, k=5, seed=2)[1] == chosen  # deterministic
+    # Two folds work as well.
+    assert len(evaluate.kfold_threshold(values, k=2, seed=3)[1]) == 2
+
+
+@pytest.mark.parametrize(
+    ("values", "k", "error", "match"),
+    [
+        ({0.5: [1, 0, 1]}, 1, ValueError, "k must be >= 2"),
+        ({0.5: [1, 0, 1]}, 4, ValueError, "at most the number of photos"),
+        ({}, 2, ValueError, "at least one threshold"),
+        ({0.5: [1, 0, 1], 0.6: [1, 0]}, 2, ValueError, "same length"),
+        ([[1, 0, 1]], 2, TypeError, "dict"),
+        ({0.5: [1, 0, float("nan")]}, 2, ValueError, "finite"),
+    ],
+)
+def test_kfold_bad_inputs_raise(values, k, error, match):
+    with pytest.raises(error, match=match):
+        evaluate.kfold_threshold(values, k=k)
+
+
+# --------------------------------------------------------------------------------------------
+# Run records
+# --------------------------------------------------------------------------------------------
+
+
+def test_write_run_rounds_sorts_and_converts(tmp_path):
+    record = {
+        "zeta": 1 / 3,  # -> 0.3333
+        "alpha": {"hits": torch.tensor([True, False]), "iou": np.float32(0.123456), "n": np.int64(7)},
+        "by_threshold": {0.4: 2 / 3, 0.35: 0.5},  # float keys -> "0.4", "0.35"
+        "boxes": [(1.23456, 2.0, 3.0, 4.0)],
+        "path": Path("a/b"),
+        "none": None,
+    }
+    path = evaluate.write_run(tmp_path / "runs" / "one.json", record)
+    text = path.read_text()
+    assert json.loads(text) == {
+        "alpha": {"hits": [True, False], "iou": 0.1235, "n": 7},
+        "boxes": [[1.2346, 2.0, 3.0, 4.0]],
+        "by_threshold": {"0.35": 0.5, "0.4": 0.6667},
+        "none": None,
+        "path": "a/b",
+        "zeta": 0.3333,
+    }
+    assert text.startswith('{\n "alpha": {\n  "hits": [\n   true,')  # indent 1, sorted keys
+
+
+def test_write_run_bad_inputs_raise(tmp_path):
+    with pytest.raises(ValueError, match="NaN"):
+        evaluate.write_run(tmp_path / "x.json", {"results": {"iou": float("nan")}})
+    with pytest.raises(TypeError, match="cannot be written as JSON"):
+        evaluate.write_run(tmp_path / "x.json", {"model": object()})
+    with pytest.raises(ValueError, match="folder"):
+        evaluate.write_run(tmp_path, {"a": 1})
+    with pytest.raises(TypeError, match="record must be a dict"):
+        evaluate.write_run(tmp_path / "x.json", [1, 2])
+    assert not (tmp_path / "x.json").exists()  # nothing half-written
+
+
+def test_run_record(tmp_path):
+    record = evaluate.run_record({"model": "resnet50", "threshold": 0.4}, {"gt_known": 0.6}, 12.5)
+    assert record["config"] == {"model": "resnet50", "threshold": 0.4}
+    assert record["results"] == {"gt_known": 0.6}
+    assert record["seconds"] == 12.5 and record["model"] == "resnet50"
+    assert record["torch"] == torch.__version__ and record["threads"] == torch.get_num_threads()
+    assert record["date"][:2] == "20"
+    assert evaluate.run_record({}, {}, 1.0, model="lite")["model"] == "lite"
+    with pytest.raises(ValueError, match="model name"):
+        evaluate.run_record({}, {}, 1.0)
+    with pytest.raises(ValueError, match="seconds"):
+        evaluate.run_record({"model": "x"}, {}, -1.0)
+    json.loads(evaluate.write_run(tmp_path / "r.json", record).read_text())  # writable as it is
+
+
+# --------------------------------------------------------------------------------------------
+# Centred baselines
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "fraction", "expected"),
+    [
+        (100, 50, 0.5, (25, 12.5, 75, 37.5)),
+        (10, 20, 0.2, (4, 8, 6, 12)),
+        (33, 7, 1.0, (0, 0, 33, 7)),
+    ],
+)
+def test_centered_box(width, height, fraction, expected):
+    assert evaluate.centered_box(width, height, fraction) == pytest.approx(expected)
+
+
+def test_centered_box_default_fraction_is_half():
+    assert evaluate.centered_box(100, 50) == pytest.approx((25, 12.5, 75, 37.5))
+    # The box covers fraction^2 of the photo: IoU with the whole photo is 0.25.
+    assert evaluate.best_iou(evaluate.centered_box(100, 50), [(0, 0, 100, 50)]) == pytest.approx(0.25)
+
+
+def test_centered_ellipse_4x4_by_hand():
+    # Pixel centres at (i + 0.5 - 2) / 2 = -0.75, -0.25, 0.25, 0.75; a corner has 0.5625 * 2 > 1,
+    # a pixel next to a corner 0.5625 + 0.0625 <= 1: everything but the four corners.
+    expected = torch.ones(4, 4, dtype=torch.bool)
+    expected[[0, 0, 3, 3], [0, 3, 0, 3]] = False
+    assert torch.equal(evaluate.centered_ellipse(4, 4, fraction=1.0), expected)
+
+
+def test_centered_ellipse_area_and_orientation():
+    height, width, fraction = 200, 120, 0.5
+    mask = evaluate.centered_ellipse(height, width, fraction)
+    assert tuple(mask.shape) == (height, width)
+    assert int(mask.sum()) == pytest.approx(np.pi / 4 * (fraction * height) * (fraction * width), rel=0.02)
+    rows, cols = torch.nonzero(mask, as_tuple=True)
+    # Axes are fraction of height (50 % of 200 = 100 rows) and of width (60 columns).
+    assert int(rows.max() - rows.min() + 1) == pytest.approx(100, abs=2)
+    assert int(cols.max() - cols.min() + 1) == pytest.approx(60, abs=2)
+    assert torch.equal(mask, mask.flip(0)) and torch.equal(mask, mask.flip(1))
+
+
+# --------------------------------------------------------------------------------------------
+# Loaders: the repository's copies, tiny hand-made sets, and the shared data when present
+# --------------------------------------------------------------------------------------------
+
+
+def test_load_box_set_imagenet_val():
+    samples = evaluate.load_box_set(DATA / "imagenet_val")
+    annotations = json.loads((DATA / "imagenet_val" / "annotations.json").read_text())
+    assert len(samples) == 60
+    assert sum(len(s.boxes) for s in samples) == 103
+    assert [s.name for s in samples] == [a["file"] for a in annotations]
+    clipped = 0
+    for sample, entry in zip(samples, annotations, strict=True):
+        assert isinstance(sample, evaluate.BoxSample)
+        assert sample.photo.mode == "RGB"
+        assert sample.class_index == entry["class_index"]
+        for box, raw in zip(sample.boxes, entry["boxes_xyxy"], strict=True):
+            x0, y0, x1, y1 = box
+            assert 0 <= x0 < x1 <= sample.photo.width and 0 <= y0 < y1 <= sample.photo.height, (sample.name, box)
+            clipped += tuple(box) != tuple(float(v) for v in raw)
+    assert clipped > 0  # some stored boxes run past the (cropped) photos: they were clipped
+    assert evaluate.load_imagenet_sample is evaluate.load_box_set
+
+
+def test_load_pets():
+    samples = evaluate.load_pets(DATA / "pets_seg")
+    assert len(samples) == 26
+    assert [name for name, _, _ in samples] == sorted(name for name, _, _ in samples)
+    for name, photo, mask in samples:
+        assert photo.mode == "RGB"
+        assert mask.shape == (photo.height, photo.width) and mask.dtype == np.uint8, name
+        assert set(np.unique(mask).tolist()) <= {0, 1, 2, 255}, name
+        assert (mask == 1).any() or (mask == 2).any(), name  # every photo has a cat or a dog
+    assert evaluate.load_pets_sample is evaluate.load_pets
+
+
+def write_box_set(root: Path, boxes: list) -> None:
+    (root / "images").mkdir(parents=True)
+    Image.new("RGB", (20, 10), (200, 100, 50)).save(root / "images" / "a.png")
+    entry = {"file": "a.png", "width": 24, "height": 10, "class_index": 3, "boxes_xyxy": boxes}
+    (root / "annotations.json").write_text(json.dumps([entry]))
+
+
+def test_load_box_set_clips_to_real_photo(tmp_path):
+    # The photo is 20x10 though the annotation says 24 wide: (-2, 1, 23, 12) -> (0, 1, 20, 10).
+    write_box_set(tmp_path, [[-2, 1, 23, 12], [3, 2, 5, 4]])
+    (sample,) = evaluate.load_box_set(tmp_path)
+    assert sample.boxes == [(0.0, 1.0, 20.0, 10.0), (3.0, 2.0, 5.0, 4.0)]
+    assert (sample.class_index, sample.name, sample.photo.size) == (3, "a.png", (20, 10))
+
+
+def test_load_box_set_bad_data_raises(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"annotations\.json"):
+        evaluate.load_box_set(tmp_path)
+    write_box_set(tmp_path, [[21, 0, 23, 5]])  # entirely right of the 20 px photo
+    with pytest.raises(ValueError, match="empty once clipped"):
+        evaluate.load_box_set(tmp_path)
+
+
+def write_coco_set(root: Path, label_size=(4, 3)) -> None:
+    """A one-photo COCO set: photo 4x3, labels with a dog, a person and an ignored pixel."""
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    names = ["person", "bicycle", "car"] + [f"class{i}" for i in range(4, 8)] + ["truck"]
+    names += [f"class{i}" for i in range(9, 16)] + ["cat", "dog"] + [f"class{i}" for i in range(18, 81)]
+    classes = {"0": "unlabeled", "255": "ignore"} | {str(i): {"name": n} for i, n in enumerate(names, start=1)}
+    (root / "classes.json").write_text(json.dumps(classes))
+    mapping = {"about": "test", "coco_to_imagenet": {"dog": [208, 207], "car": [717, 407], "truck": [555, 717]}}
+    (root / "imagenet_to_coco.json").write_text(json.dumps(mapping))
+    Image.new("RGB", (4, 3)).save(root / "images" / "p.jpg")
+    labels = np.zeros(label_size[::-1], np.uint8)
+    labels[0, :2], labels[2, 3], labels[1, 0] = DOG, PERSON, 255
+    Image.fromarray(labels).save(root / "labels" / "p.png")
+    instance = {"class_index": DOG, "name": "dog", "iscrowd": 0, "box_xyxy": [0, 0, 2.5, 9]}
+    entry = {"file": "p.jpg", "label": "p.png", "classes_present": [DOG, PERSON], "instances": [instance]}
+    (root / "annotations.json").write_text(json.dumps([entry]))
+
+
+def test_load_coco_hand_made(tmp_path):
+    write_coco_set(tmp_path)
+    coco = evaluate.load_coco(tmp_path)
+    assert coco.class_names[DOG] == "dog" and coco.class_names[TRUCK] == "truck" and len(coco.class_names) == 80
+    assert coco.imagenet_of_coco == {CAR: (407, 717), TRUCK: (555, 717), DOG: (207, 208)}
+    assert coco.mappable_coco == {CAR, TRUCK, DOG}
+    assert coco.coco_of_imagenet.shape == (1000,)
+    # Pickup (717) is a car and a truck: the table holds the lower id, car.
+    assert {i: int(coco.coco_of_imagenet[i]) for i in np.flatnonzero(coco.coco_of_imagenet)} == {
+        207: DOG,
+        208: DOG,
+        407: CAR,
+        555: TRUCK,
+        717: CAR,
+    }
+    (photo,) = coco.photos
+    assert (photo.name, photo.photo.size, photo.classes_present) == ("p", (4, 3), (PERSON, DOG))
+    assert photo.labels.tolist() == [[DOG, DOG, 0, 0], [255, 0, 0, 0], [0, 0, 0, PERSON]]
+    assert photo.instances == (evaluate.CocoInstance(DOG, False, (0.0, 0.0, 2.5, 3.0)),)  # box clipped to 3 rows
+    # A prediction of dog everywhere: person pixel (2,3) and the 255 pixel are ignored ->
+    # truth 2, predicted 10 valid pixels, IoU 2/10.
+    assert evaluate.coco_pair_ious(np.full((3, 4), DOG), photo.labels, photo.classes_present, coco.mappable_coco) == {
+        DOG: pytest.approx(0.2)
+    }
+
+
+def test_load_coco_bad_data_raises(tmp_path):
+    write_coco_set(tmp_path, label_size=(5, 3))
+    with pytest.raises(ValueError, match="does not match the photo"):
+        evaluate.load_coco(tmp_path)
+    mapping = {"coco_to_imagenet": {"unicorn": [1]}}
+    (tmp_path / "imagenet_to_coco.json").write_text(json.dumps(mapping))
+    with pytest.raises(ValueError, match="unicorn"):
+        evaluate.load_coco(tmp_path)
+
+
+needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"shared data not found at {SHARED}")
+
+
+@needs_shared
+def test_load_box_set_imagenet_val_227():
+    samples = evaluate.load_box_set(SHARED / "imagenet_val_227")
+    assert len(samples) == 800
+    assert sum(len(s.boxes) for s in samples) == 1201
+    assert len({s.class_index for s in samples}) == 547  # README says 747 "overall"; the file holds 547
+    assert all(s.photo.size == (227, 227) for s in samples)
+    assert all(0 <= b[0] < b[2] <= 227 and 0 <= b[1] < b[3] <= 227 for s in samples for b in s.boxes)
+
+
+@needs_shared
+def test_load_coco_shared():
+    coco = evaluate.load_coco(SHARED / "coco_seg")
+    assert len(coco.photos) == 128
+    assert len(coco.mappable_coco) == 63 and PERSON not in coco.mappable_coco
+    assert int((coco.coco_of_imagenet > 0).sum()) == 321  # 322 entries, pickup listed twice
+    assert coco.coco_of_imagenet[717] == CAR and 717 in coco.imagenet_of_coco[TRUCK]
+    assert sum(len(p.classes_present) for p in coco.photos) == 362
+    assert sum(len(set(p.classes_present) & coco.mappable_coco) for p in coco.photos) == 257
+    for p in coco.photos:
+        assert p.labels.shape == (p.photo.height, p.photo.width)
+        assert set(np.unique(p.labels).tolist()) - {0, 255} == set(p.classes_present), p.name
+
+
+# --------------------------------------------------------------------------------------------
+# Adaptive box thresholds tried by the harness
+# --------------------------------------------------------------------------------------------
+
+
+def test_otsu_fraction_separates_two_levels():
+    # Values 0.2 (60 px) and 0.9 (40 px): Otsu's level lies between them.
+    heatmap = torch.full((10, 10), 0.2)
+    heatmap[:4] = 0.9
+    level = evaluate.otsu_fraction(heatmap)
+    assert 0.2 < level <= 0.9
+    assert int((heatmap >= level).sum()) == 40
+
+
+def test_mass_fraction_hand_built():
+    # Mass: 4 px of 1.0 (4.0) and 12 px of 0.5 (6.0); total 10. Half the mass needs the 1.0 px
+    # (4.0) plus some 0.5 px, so the threshold is 0.5; 40% of the mass is reached by the 1.0 px alone.
+    heatmap = torch.zeros(5, 5)
+    heatmap[0, :4] = 1.0
+    heatmap[1:4, :4] = 0.5
+    assert evaluate.mass_fraction(heatmap, 0.5) == pytest.approx(0.5)
+    assert evaluate.mass_fraction(heatmap, 0.4) == pytest.approx(1.0)
+
+
+# --------------------------------------------------------------------------------------------
+# AP@0.5 (pycocotools) and CorLoc
+# --------------------------------------------------------------------------------------------
+
+ONE_OBJECT = [[(1, (0.0, 0.0, 10.0, 10.0), False)]]
+
+
+def test_average_precision_perfect_box_is_one():
+    assert evaluate.average_precision(ONE_OBJECT, [[(1, (0.0, 0.0, 10.0, 10.0), 0.9)]]) == pytest.approx(1.0)
+
+
+def test_average_precision_false_positive_ranked_first_halves_it():
+    # Ranked: a miss (0.9) then the hit (0.8): precision 1/2 at recall 1, so every interpolated
+    # precision is 1/2 and AP = 0.5.
+    found = [[(1, (50.0, 50.0, 60.0, 60.0), 0.9), (1, (0.0, 0.0, 10.0, 10.0), 0.8)]]
+    assert evaluate.average_precision(ONE_OBJECT, found) == pytest.approx(0.5)
+    # Ranked the other way round the miss costs nothing: AP = 1.
+    found = [[(1, (50.0, 50.0, 60.0, 60.0), 0.7), (1, (0.0, 0.0, 10.0, 10.0), 0.8)]]
+    assert evaluate.average_precision(ONE_OBJECT, found) == pytest.approx(1.0)
+
+
+def test_average_precision_one_of_two_objects():
+    # Recall reaches 1/2 at precision 1: of the 101 recall points 0, 0.01, ..., 1 the 51 up to 0.5
+    # have precision 1, the other 50 none: AP = 51 / 101.
+    truth = [[(1, (0.0, 0.0, 10.0, 10.0), False), (1, (20.0, 20.0, 30.0, 30.0), False)]]
+    assert evaluate.average_precision(truth, [[(1, (0.0, 0.0, 10.0, 10.0), 0.8)]]) == pytest.approx(51 / 101)
+    # One box around both objects matches neither (IoU 100/900): AP 0.
+    assert evaluate.average_precision(truth, [[(1, (0.0, 0.0, 30.0, 30.0), 0.8)]]) == pytest.approx(0.0)
+
+
+def test_average_precision_is_averaged_over_categories_and_ignores_crowds():
+    truth = [[(1, (0.0, 0.0, 10.0, 10.0), False), (2, (20.0, 20.0, 30.0, 30.0), False)]]
+    found = [[(1, (0.0, 0.0, 10.0, 10.0), 0.8), (1, (20.0, 20.0, 30.0, 30.0), 0.9)]]  # category 2 missed
+    # Category 1: a miss ranked first, then the hit -> 0.5; category 2: nothing -> 0; mean 0.25.
+    assert evaluate.average_precision(truth, found) == pytest.approx(0.25)
+    crowd = [[(1, (0.0, 0.0, 10.0, 10.0), False), (1, (40.0, 40.0, 80.0, 80.0), True)]]
+    found = [[(1, (40.0, 40.0, 80.0, 80.0), 0.95), (1, (0.0, 0.0, 10.0, 10.0), 0.8)]]  # a box on the crowd: ignored
+    assert evaluate.average_precision(crowd, found) == pytest.approx(1.0)
+
+
+def test_average_precision_bad_input():
+    with pytest.raises(ValueError, match="same length"):
+        evaluate.average_precision(ONE_OBJECT, [])
+    with pytest.raises(ValueError, match="at least one object"):
+        evaluate.average_precision([[(1, (0.0, 0.0, 1.0, 1.0), True)]], [[]])
+    assert evaluate.average_precision(ONE_OBJECT, [[]]) == 0.0
+
+
+def test_corloc_uses_the_best_scored_box():
+    truth = [[(1, (0.0, 0.0, 10.0, 10.0), False)], [(1, (0.0, 0.0, 10.0, 10.0), False)], [(1, (0, 0, 4, 4), False)]]
+    found = [
+        [(1, (0.0, 0.0, 10.0, 10.0), 0.9), (1, (50.0, 50.0, 60.0, 60.0), 0.1)],  # best box hits
+        [(1, (0.0, 0.0, 10.0, 10.0), 0.1), (1, (50.0, 50.0, 60.0, 60.0), 0.9)],  # best box misses
+        [],  # no box
+    ]
+    assert evaluate.corloc(truth, found).tolist() == [True, False, False]
+
+
+def test_paired_difference_hand_built():
+    # b wins on photos 2 and 3, loses on photo 4: mean difference (0 + 1 + 1 - 1) / 4 = 0.25.
+    result = evaluate.paired_difference("1001", "1110")
+    assert result["mean"] == pytest.approx(0.25)
+    assert result["low"] <= 0.25 <= result["high"]
+    same = evaluate.paired_difference("1010", "1010")
+    assert same == {"mean": 0.0, "low": 0.0, "high": 0.0}
+    with pytest.raises(ValueError, match="same photos"):
+        evaluate.paired_difference("10", "101")
