@@ -4,7 +4,10 @@ Task 1 (detector): Grad-CAM (Selvaraju et al., arXiv 1610.02391) on the last con
 stage gives one heatmap per class; thresholding the heatmap gives a bounding box.
 Task 2 (segmenter): CAM (Zhou et al., CVPR 2016) weights the same feature maps with the
 classifier's FC weights; upsampled and thresholded, the maps of the top classes make a
-multi-class segmentation.
+multi-class segmentation. The label map gives each pixel to the class with the largest
+per-pixel logit M_c + b_c (the FC layer read as a 1x1 convolution, as in FCN).
+Beyond the sheet: the last stage at stride 1 (dilated, same weights) for 14x14 maps, one box per
+instance (Detection.boxes), and groups of near-synonym classes (WordNet) for distinct objects.
 
 Conventions
 - ``A``: the activations of the target layer, ``[B, K, h, w]`` (``K`` channels on an ``h x w`` grid).
@@ -97,8 +100,11 @@ DEFAULT_FLIP = False
 #: a 224 input; the one technique that won beyond the noise).
 DEFAULT_DILATED = True
 #: Threshold of the instance boxes (Detection.boxes; fraction of the map's maximum), chosen by AP@0.5
-#: on the COCO photos (oracle classes).
-DEFAULT_INSTANCE_THRESHOLD = 0.25
+#: on the COCO photos (oracle classes; tests/results/detection.json).
+DEFAULT_INSTANCE_THRESHOLD = 0.35
+#: Split a component with several peaks into one box per peak (Detection.boxes)? Off: on the COCO
+#: photos splitting lowered AP@0.5 (tests/results/detection.json); detect(split_instances=True) does it.
+DEFAULT_SPLIT_INSTANCES = False
 #: How detect() reads one box off a thresholded map (see heatmap_to_bbox).
 DEFAULT_BOX_RULE = "largest"
 #: Maps for box extraction are made at most this many pixels; boxes are scaled back exactly.
@@ -1317,6 +1323,7 @@ def detect(
     box_rule: str = DEFAULT_BOX_RULE,
     groups: ClassGroups | None = None,
     instance_threshold: float | None = None,
+    split_instances: bool = DEFAULT_SPLIT_INSTANCES,
 ) -> list[Detection] | list[list[Detection]]:
     """Grad-CAM detections of the top-``topk`` classes (or of ``class_indices``), in rank order.
 
@@ -1325,8 +1332,10 @@ def detect(
     :data:`DEFAULT_BOX_RULE`; ``input_sizes``/``flip`` select test-time augmentation (see
     :func:`grad_cams`). A list of photos gives one list of detections per photo.
 
-    ``instance_threshold`` (default :data:`DEFAULT_INSTANCE_THRESHOLD`): the threshold of the
-    instance boxes ``Detection.boxes`` (see :func:`cam_to_instances`).
+    ``instance_threshold`` (default :data:`DEFAULT_INSTANCE_THRESHOLD`) and ``split_instances``
+    (default :data:`DEFAULT_SPLIT_INSTANCES`): the threshold of the instance boxes
+    ``Detection.boxes``, and whether a component with several peaks is split into one box per peak
+    (see :func:`cam_to_instances`).
 
     ``groups`` (e.g. :func:`imagenet_groups`): distinct objects instead of near-synonyms. The top-k
     is taken over groups, each scored by the sum of its classes' probabilities; a group's map and
@@ -1359,6 +1368,7 @@ def detect(
                     size,
                     (threshold, instance_threshold),
                     box_rule,
+                    bool(split_instances),
                 )
                 for c, cam in zip(classes, photo_cams, strict=True)
             ]
@@ -1366,24 +1376,34 @@ def detect(
     return results if is_batch else results[0]
 
 
-def cam_to_instances(cam: Tensor, image_size: tuple[int, int], threshold: float) -> list[tuple[Box, float]]:
+def cam_to_instances(
+    cam: Tensor, image_size: tuple[int, int], threshold: float, split: bool = False
+) -> list[tuple[Box, float]]:
     """Instance boxes of a low-resolution normalised map ``[h, w]`` in photo pixels, with their peaks
-    (see :func:`scored_boxes`), found on the map upsampled to at most ``MAX_INSTANCE_MAP_PIXELS``
-    (the outline of an instance needs no finer grid); boxes rounded to 0.01 px."""
+    (see :func:`scored_boxes`; ``split``: split components with several peaks), found on the map
+    upsampled to at most ``MAX_INSTANCE_MAP_PIXELS`` (the outline of an instance needs no finer
+    grid); boxes rounded to 0.01 px."""
     if not isinstance(cam, Tensor) or cam.ndim != 2:
         raise ValueError(f"cam must be a [h, w] tensor, got {getattr(cam, 'shape', type(cam).__name__)}")
     work = _box_map_size(*image_size, MAX_INSTANCE_MAP_PIXELS)
-    found = scored_boxes(_full_size(cam.unsqueeze(0), work)[0], threshold)
+    found = scored_boxes(_full_size(cam.unsqueeze(0), work)[0], threshold, split_peaks=bool(split))
     return [(tuple(round(v, 2) for v in _scale_box(b, work, image_size)), peak) for b, peak in found]
 
 
 def _detection(
-    c: int, label: str, score: float, cam: Tensor, size: tuple[int, int], thresholds: tuple[float, float], rule: str
+    c: int,
+    label: str,
+    score: float,
+    cam: Tensor,
+    size: tuple[int, int],
+    thresholds: tuple[float, float],
+    rule: str,
+    split: bool,
 ) -> Detection:
     """A :class:`Detection` from a low-resolution map: the single box (at ``thresholds[0]``) and the
-    instance boxes (at ``thresholds[1]``)."""
+    instance boxes (at ``thresholds[1]``, components split at valleys with ``split``)."""
     box = cam_to_boxes(cam, size, [thresholds[0]], rule)[0]
-    found = cam_to_instances(cam, size, thresholds[1])
+    found = cam_to_instances(cam, size, thresholds[1], split)
     boxes = tuple(b for b, _ in found)
     return Detection(c, label, score, box, cam, size, boxes, tuple(peak * score for _, peak in found))
 
@@ -1452,7 +1472,7 @@ def segment(
 ) -> Segmentation | list[Segmentation]:
     """CAM segmentation of the top-``topk`` classes (or of ``class_indices``).
 
-    Raw CAMs ``M_c`` (h x w, e.g. 7x7 for a 224 input) -> ReLU and max-normalisation ->
+    Raw CAMs ``M_c`` (h x w: 7x7 for a 224 input, 14x14 with the dilated last stage) -> ReLU and max-normalisation ->
     bilinear upsampling to the photo -> masks at ``threshold`` (fraction of each map's maximum,
     default :data:`DEFAULT_MASK_THRESHOLD`) -> label map by :func:`label_map_by_logit`: a pixel
     in some mask goes to the class with the largest upsampled per-pixel logit ``M_c + b_c``.

@@ -361,7 +361,7 @@ def benchmark_model(
     progress(f"{label}: counting forward passes and autograd calls, comparing maps")
     outputs = {}
     for name, fn in runnable.items():
-        result.counts[name], outputs[name] = count_passes(loaded.model, fn)
+        result.counts[name], outputs[name] = count_passes(base.model if name == BASE else loaded.model, fn)
 
     # Do the other methods compute the same Grad-CAM? (correlation with helpers.grad_cams, mean over 5 maps)
     for name in (NAIVE, PGC, TORCHCAM):

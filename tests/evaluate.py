@@ -804,6 +804,7 @@ TECHNIQUES: dict[str, dict[str, object]] = {
     "dilated": {"dilated": True, "input_sizes": (224,), "flip": False},
     "dilated, flip": {"dilated": True, "input_sizes": (224,), "flip": True},
     "dilated, size 320": {"dilated": True, "input_sizes": (320,), "flip": False},
+    "dilated, sizes 224+320": {"dilated": True, "input_sizes": (224, 320), "flip": False},
 }
 #: Box rules measured: helpers.BOX_RULES at each fixed threshold, and two thresholds adapted to
 #: each map: "mass" (the region holding a fraction of the map's mass, the fraction swept) and
@@ -988,13 +989,13 @@ def mask_results(values: Mapping[float, Sequence[float]], chosen: float | None =
     return out
 
 
-#: Thresholds of the instance boxes tried for AP (fractions of the map's maximum).
-INSTANCE_THRESHOLDS = (0.25, 0.35, 0.45, 0.55)
+#: Instance boxes tried for AP: (split components at valleys?, threshold as a fraction of the map's maximum).
+INSTANCE_SETTINGS = tuple((split, t) for split in (False, True) for t in (0.25, 0.35, 0.45))
 
 
-def _predictions(detections: Sequence[helpers.Detection], category_of, key: str) -> list[tuple[int, Box, float]]:
+def _predictions(detections: Sequence[helpers.Detection], category_of, key: object) -> list[tuple[int, Box, float]]:
     """One photo's scored boxes: ``key`` "one" (``det.box`` scored by the class probability) or an
-    instance threshold (every instance box at it, scored by its peak times the probability);
+    instance setting (split?, threshold): every instance box, scored by its peak times the probability;
     ``category_of(class_index)`` gives the category, 0 to drop the class."""
     out = []
     for det in detections:
@@ -1004,21 +1005,25 @@ def _predictions(detections: Sequence[helpers.Detection], category_of, key: str)
         if key == "one":
             out += [] if det.box is None else [(category, det.box, det.score)]
         else:
-            out += [
-                (category, b, peak * det.score) for b, peak in helpers.cam_to_instances(det.cam, det.image_size, key)
-            ]
+            split, threshold = key
+            found = helpers.cam_to_instances(det.cam, det.image_size, threshold, split)
+            out += [(category, b, peak * det.score) for b, peak in found]
     return out
 
 
 def _keys() -> list:
-    return ["one", *INSTANCE_THRESHOLDS]
+    return ["one", *INSTANCE_SETTINGS]
+
+
+def _key_name(key: object) -> str:
+    return key if isinstance(key, str) else f"{'split' if key[0] else 'components'} {key[1]}"
 
 
 def coco_detection_sweep(
     loaded: helpers.LoadedModel, coco: CocoSet, options: Mapping[str, object], oracle: bool, topk: int = 5
 ) -> tuple[list[list[tuple[int, Box, bool]]], dict[object, list[list[tuple[int, Box, float]]]], float]:
     """Ground truth (mappable COCO classes; crowds flagged) and detections on every COCO photo: one box
-    per class ("one") and the instance boxes at each of INSTANCE_THRESHOLDS. ``oracle``: the best
+    per class ("one") and the instance boxes of each of INSTANCE_SETTINGS. ``oracle``: the best
     ImageNet class of each mappable COCO class present; else the top-``topk`` ImageNet classes, those
     without a COCO class dropped."""
     truth, found = [], {key: [] for key in _keys()}
@@ -1061,16 +1066,16 @@ def detection_results(loaded: helpers.LoadedModel, options: Mapping[str, object]
     threshold is chosen by AP on COCO with oracle classes (development photos); the 60 test photos
     report at it."""
     results: dict[str, object] = {}
-    chosen = helpers.DEFAULT_INSTANCE_THRESHOLD
+    chosen = (helpers.DEFAULT_SPLIT_INSTANCES, helpers.DEFAULT_INSTANCE_THRESHOLD)
     if (data / "coco_seg" / "annotations.json").is_file():
         coco = load_coco(data / "coco_seg")
         for oracle in (True, False):
             truth, found, seconds = coco_detection_sweep(loaded, coco, options, oracle)
-            entry = {str(key): {"ap50": average_precision_ci(truth, boxes)} for key, boxes in found.items()}
+            entry = {_key_name(key): {"ap50": average_precision_ci(truth, boxes)} for key, boxes in found.items()}
             results["coco_oracle" if oracle else "coco_top5"] = entry | {"seconds_per_photo": seconds}
         oracle_entry = results["coco_oracle"]
-        chosen = max(INSTANCE_THRESHOLDS, key=lambda t: oracle_entry[str(t)]["ap50"]["mean"])
-        results["instance_threshold"] = chosen
+        chosen = max(INSTANCE_SETTINGS, key=lambda k: oracle_entry[_key_name(k)]["ap50"]["mean"])
+    results["instance_setting"] = _key_name(chosen)
     for name in ("imagenet_val_227", "imagenet_val"):
         root = data / name if (data / name).is_dir() else TEST_DATA / name
         if not (root / "annotations.json").is_file():
@@ -1078,9 +1083,9 @@ def detection_results(loaded: helpers.LoadedModel, options: Mapping[str, object]
         samples = [s for s in load_box_set(root) if len(s.boxes) > 1]
         truth, found = imagenet_detection_sweep(loaded, samples, options)
         results[f"{name}_several_objects"] = {
-            str(key): {"ap50": average_precision_ci(truth, boxes), "corloc": _interval(corloc(truth, boxes))}
+            _key_name(key): {"ap50": average_precision_ci(truth, boxes), "corloc": _interval(corloc(truth, boxes))}
             for key, boxes in found.items()
-            if key in ("one", chosen)
+            if key in ("one", chosen, (True, chosen[1]))
         } | {"photos": len(samples)}
     return results
 
@@ -1156,10 +1161,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the JSON files, one per run")
     parser.add_argument("--quick", action="store_true", help="the first 100 photos of each set only")
     parser.add_argument("--summary", action="store_true", help="only print the data sets found")
+    parser.add_argument("--markdown", action="store_true", help="only print the README's tables from the JSON runs")
     parser.add_argument(
         "--detection", action="store_true", help="AP@0.5 and CorLoc, one box per class against several (defaults)"
     )
     args = parser.parse_args(argv)
+    if args.markdown:
+        print(markdown_tables(args.out))
+        return 0
     if args.summary:
         print(json.dumps(_jsonable(data_summary(args.data), "summary"), indent=1))
         return 0
@@ -1193,6 +1202,104 @@ def main(argv: Sequence[str] | None = None) -> int:
         path = write_run(args.out / f"{name.replace(' ', '_').replace(',', '').replace('+', '_')}.json", record)
         print(f"{name}: {summary_line(results)}  -> {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
     return 0
+
+
+def _ci_text(d: Mapping[str, float], percent: bool = True) -> str:
+    if percent:
+        return f"{d['mean']:.1%} [{d['low']:.1%}, {d['high']:.1%}]"
+    return f"{d['mean']:.3f} [{d['low']:.3f}, {d['high']:.3f}]"
+
+
+def markdown_tables(folder: Path = RESULTS) -> str:
+    """The README's result tables, from the JSON runs in ``folder``."""
+    runs = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+    techniques = [r for r in runs if "imagenet_val_227" in r["results"]]
+    rule = helpers.DEFAULT_BOX_RULE
+    lines = [
+        "| technique | dev GT-known, 5-fold CV (800) | dev MaxBoxAccV2 | test GT-known (60) | top-1 (dev) "
+        "| Pets IoU | COCO mIoU oracle | COCO mIoU top-3 | s/photo (dev boxes) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in techniques:
+        res, c = r["results"], r["config"]
+        default = (
+            c["dilated"] == helpers.DEFAULT_DILATED
+            and list(c["input_sizes"]) == list(helpers.DEFAULT_INPUT_SIZES)
+            and c["flip"] == helpers.DEFAULT_FLIP
+        )
+        name = f"**{c['technique']}** (default)" if default else c["technique"]
+        dev, test = res["imagenet_val_227"][rule], res["imagenet_val"][rule]
+        lines.append(
+            f"| {name} | {_ci_text(dev['gt_known_cv'])} | {dev['max_box_acc_v2']:.1%} | {_ci_text(test['gt_known'])} "
+            f"| {res['imagenet_val_227']['top1_classification']['mean']:.1%} "
+            f"| {_ci_text(res['pets_seg']['at_threshold'], False)} "
+            f"| {_ci_text(res['coco_seg_oracle']['at_threshold'], False)} "
+            f"| {_ci_text(res['coco_seg_top3']['at_threshold'], False)} "
+            f"| {res['imagenet_val_227']['seconds_per_photo']:.2f} |"
+        )
+        if default:
+            chosen = r
+    lines += [
+        "",
+        "| box rule (default set-up) | dev GT-known, 5-fold CV | threshold | test GT-known |",
+        "|---|---|---|---|",
+    ]
+    res = chosen["results"]
+    for name in (*helpers.BOX_RULES, "mass", "otsu"):
+        dev, test = res["imagenet_val_227"][name], res["imagenet_val"][name]
+        lines.append(f"| {name} | {_ci_text(dev['gt_known_cv'])} | {dev['threshold']} | {_ci_text(test['gt_known'])} |")
+    plain = next(r for r in techniques if r["config"]["technique"] == "plain")["results"]
+    lines += [
+        "",
+        "| paired difference against plain | dev GT-known (800 photos, CV) | Pets IoU (26) | COCO mIoU oracle (257) |",
+        "|---|---|---|---|",
+    ]
+    for r in techniques:
+        if r["config"]["technique"] != "plain":
+            masks = [
+                bootstrap_ci(np.array(r["results"][k]["values"]) - np.array(plain[k]["values"]))
+                for k in ("pets_seg", "coco_seg_oracle")
+            ]
+            d = paired_difference(
+                plain["imagenet_val_227"][rule]["cv_hits"], r["results"]["imagenet_val_227"][rule]["cv_hits"]
+            )
+            lines.append(
+                f"| {r['config']['technique']} | {d['mean']:+.1%} [{d['low']:+.1%}, {d['high']:+.1%}] | "
+                + " | ".join(f"{m:+.3f} [{lo:+.3f}, {hi:+.3f}]" for m, lo, hi in masks)
+                + " |"
+            )
+    detection = next((r for r in runs if "instance_setting" in r["results"]), None)
+    if detection is not None:
+        det = detection["results"]
+        t = det["instance_setting"]
+        split = "split " + t.split()[-1]
+        lines += [
+            "",
+            f"| AP@0.5 | one box per class | one box per instance ({t}, chosen) | instances split at valleys |",
+            "|---|---|---|---|",
+        ]
+        for label, key in (
+            ("COCO, oracle classes", "coco_oracle"),
+            ("COCO, top-5", "coco_top5"),
+            ("ImageNet dev, photos with several boxes", "imagenet_val_227_several_objects"),
+            ("ImageNet test, photos with several boxes", "imagenet_val_several_objects"),
+        ):
+            if key in det:
+                lines.append(
+                    f"| {label} | {_ci_text(det[key]['one']['ap50'])} | {_ci_text(det[key][t]['ap50'])} "
+                    f"| {_ci_text(det[key][split]['ap50'])} |"
+                )
+        lines += ["", "| CorLoc | one box per class | one box per instance |", "|---|---|---|"]
+        for label, key in (
+            ("ImageNet dev, photos with several boxes", "imagenet_val_227_several_objects"),
+            ("ImageNet test, photos with several boxes", "imagenet_val_several_objects"),
+        ):
+            if key in det:
+                lines.append(
+                    f"| {label} ({det[key]['photos']} photos) | {_ci_text(det[key]['one']['corloc'])} "
+                    f"| {_ci_text(det[key][t]['corloc'])} |"
+                )
+    return "\n".join(lines)
 
 
 def summary_line(results: Mapping[str, object]) -> str:
