@@ -317,7 +317,9 @@ def test_detect_instance_boxes_and_scores(lite, chihuahua):
     assert len(det.boxes) == len(det.box_scores) >= 1
     assert list(det.box_scores) == sorted(det.box_scores, reverse=True)
     assert det.box_scores[0] == pytest.approx(det.score, rel=1e-6)  # the best instance holds the map's peak (1.0)
-    assert mb.best_iou(det.boxes[0], [det.box]) > 0.8  # one dog: the instance box is the single box
+    # One dog: the best instance box is the single box at the instance threshold (found on a coarser map).
+    (same,) = mb.detect(lite, chihuahua, topk=1, threshold=mb.DEFAULT_INSTANCE_THRESHOLD)
+    assert mb.best_iou(det.boxes[0], [same.box]) > 0.95
     (strict,) = mb.detect(lite, chihuahua, topk=1, instance_threshold=0.9)
     area = lambda b: (b[2] - b[0]) * (b[3] - b[1])  # noqa: E731
     assert area(strict.boxes[0]) < area(det.boxes[0])  # a higher instance threshold: a tighter box
