@@ -61,6 +61,7 @@ __all__ = [
     "cams_to_masks",
     "describe_model",
     "detect",
+    "draw_box_outline",
     "format_probability",
     "grad_cam_weights",
     "grad_cams",
@@ -776,6 +777,7 @@ def _as_2d_map(heatmap: Tensor | np.ndarray, name: str = "heatmap") -> np.ndarra
 #: How one box is read off a thresholded map: the largest component, the component that holds
 #: the map's maximum, or the box around every component.
 BOX_RULES = ("largest", "peak", "union")
+_EIGHT = np.ones((3, 3), dtype=bool)  # 8-connectivity of the components
 
 
 def _components(heatmap: Tensor | np.ndarray, threshold: float) -> tuple[np.ndarray, list, np.ndarray] | None:
@@ -789,7 +791,7 @@ def _components(heatmap: Tensor | np.ndarray, threshold: float) -> tuple[np.ndar
     peak, low = float(values.max()), float(values.min())
     if peak <= 0 or low == peak:
         return None
-    labels, count = ndimage.label(values >= threshold * peak, structure=np.ones((3, 3), dtype=bool))
+    labels, count = ndimage.label(values >= threshold * peak, structure=_EIGHT)
     return labels, ndimage.find_objects(labels), np.bincount(labels.ravel(), minlength=count + 1)[1:]
 
 
@@ -835,7 +837,6 @@ def heatmap_to_bbox(
 
 # Several instances per class: scored boxes from one map.
 
-_EIGHT = np.ones((3, 3), dtype=bool)  # 8-connectivity, as in heatmap_to_boxes
 # Not scipy.ndimage.watershed_ift: its arc weight is |input[p] - input[q]| (a watershed of a gradient
 # image), so on -heatmap it does not flood from the peaks; the drainage basins below are exact instead.
 
@@ -857,10 +858,6 @@ def _check_positive_int(value: object, name: str, meaning: str) -> int:
     if value < 1:
         raise ValueError(f"{name} must be an int >= 1 ({meaning}), got {value}")
     return int(value)
-
-
-def _rows_cols_box(rows: slice, cols: slice) -> Box:
-    return (float(cols.start), float(rows.start), float(cols.stop), float(rows.stop))
 
 
 def _region_saddles(labels: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -1098,21 +1095,18 @@ def scored_boxes(
     nms_iou = _check_unit_interval(nms_iou, "nms_iou", "an IoU; 1 keeps every box")
     max_boxes = _check_positive_int(max_boxes, "max_boxes", "the most boxes returned")
     min_valley_depth = _check_unit_interval(min_valley_depth, "min_valley_depth", "a fraction of the map's maximum")
+    found = _components(heatmap, threshold)  # the components heatmap_to_boxes boxes
+    if found is None:
+        return []
+    labels, slices, component_areas = found
     values = _as_2d_map(heatmap)
-    if values.size == 0 or not np.isfinite(values).all():
-        return []
-    peak, low = float(values.max()), float(values.min())
-    if peak <= 0 or low == peak:
-        return []
+    peak = float(values.max())
     height, width = values.shape
-    mask = values >= threshold * peak  # computed exactly as in heatmap_to_boxes
-    labels, count = ndimage.label(mask, structure=_EIGHT)
-    areas = np.bincount(labels.ravel(), minlength=count + 1)
+    areas = np.concatenate([[0], component_areas])  # indexed by label
     min_area = min_area_fraction * height * width
     kept = areas >= min_area
     kept[0] = False
     kept[1 + int(np.argmax(areas[1:]))] = True  # the largest component (first in scan order on ties)
-    slices = ndimage.find_objects(labels)
     # float32 stays float32 (half the time); other dtypes work in float64
     work = values.astype(np.float32 if values.dtype in (np.float16, np.float32) else np.float64, copy=False)
     distance = min_peak_distance if min_peak_distance is not None else max(3, min(height, width) // 10)
@@ -1127,14 +1121,14 @@ def scored_boxes(
         if split_peaks and component_peak > floor:
             pieces = _split_component(crop_values, inside, distance, min_valley_depth * peak, min_area)
         if pieces is None:
-            regions.append((_rows_cols_box(*crop), component_peak, int(areas[index]), len(regions)))
+            regions.append((_slice_box(crop), component_peak, int(areas[index]), len(regions)))
             continue
         for (rows, cols), score, area in pieces:
             box_slices = (
                 slice(crop[0].start + rows.start, crop[0].start + rows.stop),
                 slice(crop[1].start + cols.start, crop[1].start + cols.stop),
             )
-            regions.append((_rows_cols_box(*box_slices), score, area, len(regions)))
+            regions.append((_slice_box(box_slices), score, area, len(regions)))
 
     regions.sort(key=lambda r: (-r[1], -r[2], r[3]))
     if not regions:
@@ -1292,6 +1286,7 @@ class Detection:
     image_size: tuple[int, int] = field(repr=False)  # (H, W)
     boxes: tuple[Box, ...] = ()
     box_scores: tuple[float, ...] = ()
+    rank: int | None = None  # how many classes the model finds more probable than class_index (0: the top-1)
 
     @cached_property
     def heatmap(self) -> np.ndarray:
@@ -1369,6 +1364,7 @@ def detect(
                     (threshold, instance_threshold),
                     box_rule,
                     bool(split_instances),
+                    int((probabilities[b] > probabilities[b, c]).sum()),
                 )
                 for c, cam in zip(classes, photo_cams, strict=True)
             ]
@@ -1399,13 +1395,14 @@ def _detection(
     thresholds: tuple[float, float],
     rule: str,
     split: bool,
+    rank: int,
 ) -> Detection:
     """A :class:`Detection` from a low-resolution map: the single box (at ``thresholds[0]``) and the
     instance boxes (at ``thresholds[1]``, components split at valleys with ``split``)."""
     box = cam_to_boxes(cam, size, [thresholds[0]], rule)[0]
     found = cam_to_instances(cam, size, thresholds[1], split)
     boxes = tuple(b for b, _ in found)
-    return Detection(c, label, score, box, cam, size, boxes, tuple(peak * score for _, peak in found))
+    return Detection(c, label, score, box, cam, size, boxes, tuple(peak * score for _, peak in found), rank)
 
 
 def _label_and_score(
@@ -1935,7 +1932,7 @@ def format_probability(p: float) -> str:
     return f"{float(p):.1%}" if p >= 0.001 else f"{float(p):.1e}"
 
 
-def _draw_box_patch(ax, box: Box, color: str = "white", width: float = 3.0) -> None:
+def draw_box_outline(ax, box: Box, color: str = "white", width: float = 3.0) -> None:
     """A box outline drawn on top of everything on the axis, with a black rim so that it stands
     out on any colour of a jet overlay. ``box``: exclusive x1/y1 pixel edges."""
     from matplotlib import patheffects
@@ -1955,7 +1952,7 @@ def show_detection(ax, image: ImageInput, detection: Detection, title: str | Non
     ax.imshow(photo)
     overlay = ax.imshow(detection.heatmap, cmap="jet", alpha=0.45, vmin=0, vmax=1)
     if detection.box is not None:
-        _draw_box_patch(ax, detection.box)
+        draw_box_outline(ax, detection.box)
     ax.set_title(title or f"{detection.label} ({format_probability(detection.score)})", fontsize=9)
     ax.axis("off")
     if colorbar:

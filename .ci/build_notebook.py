@@ -347,7 +347,7 @@ for ax, shown, title in ((axes[0], [dogs.box], "one box per class"), (axes[1], d
     ax.imshow(H.draw_boxes(several, truth, colors="lime", width=3))
     ax.imshow(dogs.heatmap, cmap="jet", alpha=0.35, vmin=0, vmax=1)
     for b in shown:
-        H._draw_box_patch(ax, b)
+        H.draw_box_outline(ax, b)
     ax.set_title(f"{title} (white); ground truth lime", fontsize=9)
     ax.axis("off")
 plt.tight_layout()
@@ -565,7 +565,7 @@ def is_default(c):
             and c["flip"] == H.DEFAULT_FLIP)
 chosen = next(name for name, r in runs.items() if is_default(r["config"]))
 rule = H.DEFAULT_BOX_RULE
-def ci(d): return f"{d['mean']:6.1%} [{d['low']:.1%}, {d['high']:.1%}]"
+ci = E.ci_text  # "mean [low, high]" of a bootstrap interval
 
 print(f"{'technique':<26}{'dev GT-known (CV)':>26}{'test GT-known':>26}{'top-1':>8}{'Pets IoU':>10}{'COCO oracle':>13}{'COCO top-3':>12}")
 for name, r in runs.items():
@@ -638,7 +638,7 @@ A small live check: the defaults on the 60 test photos, now, against the stored 
 """)
 
 code(r"""
-boxes, top1, _ = E.box_sweep(loaded, test_samples, {})
+boxes, _, _ = E.box_sweep(loaded, test_samples, {})
 live = E.gt_known_hits(boxes[rule][H.DEFAULT_BOX_THRESHOLD], [s.boxes for s in test_samples])
 stored = res["imagenet_val"][rule]
 print(f"live: {int(live.sum())} of {len(test_samples)} test photos localised (GT-known); stored run: "
@@ -657,7 +657,7 @@ for ax, i in zip(axes.ravel(), list(order[::-1][:3]) + list(order[:3])):
     s, box = test_samples[i], boxes[rule][H.DEFAULT_BOX_THRESHOLD][i]
     ax.imshow(H.draw_boxes(s.photo, s.boxes, colors="lime", width=3))
     if box is not None:
-        H._draw_box_patch(ax, box)
+        H.draw_box_outline(ax, box)
     ax.set_title(f"{loaded.categories[s.class_index].split(',')[0]}: IoU {ious[i]:.2f}", fontsize=9)
     ax.axis("off")
 plt.tight_layout()

@@ -852,13 +852,14 @@ def mass_fraction(heatmap: Tensor, level: float) -> float:
 
 def box_sweep(
     loaded: helpers.LoadedModel, samples: Sequence[BoxSample], options: Mapping[str, object]
-) -> tuple[dict[str, dict[float, list[Box | None]]], list[int], float]:
+) -> tuple[dict[str, dict[float, list[Box | None]]], list[bool], float]:
     """The true class's boxes on every photo for every box rule and threshold, from one
-    :func:`helpers.detect` per photo -> ({rule: {threshold: [box per photo]}}, top-1 classes, s/photo)."""
+    :func:`helpers.detect` per photo (one forward and one backward pass per view) -> ({rule: {threshold:
+    [box per photo]}}, per photo whether the true class is the top-1 class, s/photo)."""
     boxes: dict[str, dict[float, list[Box | None]]] = {r: {t: [] for t in THRESHOLDS} for r in helpers.BOX_RULES}
     boxes["mass"] = {level: [] for level in MASS_LEVELS}
     boxes["otsu"] = {0.0: []}
-    top1 = []
+    right = []
     start = time.perf_counter()
     for sample in samples:
         size = (sample.photo.height, sample.photo.width)
@@ -872,8 +873,8 @@ def box_sweep(
         for level, box in zip(MASS_LEVELS, found, strict=False):
             boxes["mass"][level].append(box)
         boxes["otsu"][0.0].append(found[-1])
-        top1.append(int(predict(loaded, sample.photo, _first_size(options)).argmax()))
-    return boxes, top1, (time.perf_counter() - start) / max(1, len(samples))
+        right.append(det.rank == 0)  # the detection's own forward pass ranked the true class first
+    return boxes, right, (time.perf_counter() - start) / max(1, len(samples))
 
 
 def _first_size(options: Mapping[str, object]) -> int:
@@ -897,7 +898,7 @@ def paired_difference(a: str, b: str) -> dict[str, float]:
 
 def box_results(
     boxes: Mapping[str, Mapping[float, list[Box | None]]],
-    top1: Sequence[int],
+    right: Sequence[bool],
     samples: Sequence[BoxSample],
     chosen: Mapping[str, float] | None = None,
 ) -> dict[str, object]:
@@ -905,8 +906,8 @@ def box_results(
     rule (``chosen``, e.g. chosen on other photos; else chosen here by 5-fold cross-validation and
     on all photos) GT-known and top-1 localization with bootstrap intervals; top-1 classification."""
     gt = [s.boxes for s in samples]
-    truth = [s.class_index for s in samples]
-    right = np.array([int(p) == int(t) for p, t in zip(top1, truth, strict=True)])
+    right = np.array(right, dtype=bool)
+    _check_same_length(right=right, samples=samples)
     areas = [max((b[2] - b[0]) * (b[3] - b[1]) for b in s.boxes) / (s.photo.width * s.photo.height) for s in samples]
     out: dict[str, object] = {
         "photos": len(samples),
@@ -1110,13 +1111,13 @@ def evaluate(
     chosen_boxes = None
     if (root := found("imagenet_val_227")) is not None:
         dev = load_box_set(root)[:limit]
-        boxes, top1, seconds = box_sweep(loaded, dev, options)
-        results["imagenet_val_227"] = box_results(boxes, top1, dev) | {"seconds_per_photo": seconds}
+        boxes, right, seconds = box_sweep(loaded, dev, options)
+        results["imagenet_val_227"] = box_results(boxes, right, dev) | {"seconds_per_photo": seconds}
         chosen_boxes = {r: results["imagenet_val_227"][r]["threshold"] for r in boxes}
     if (root := found("imagenet_val")) is not None:
         test = load_box_set(root)[:limit]
-        boxes, top1, seconds = box_sweep(loaded, test, options)
-        results["imagenet_val"] = box_results(boxes, top1, test, chosen_boxes) | {"seconds_per_photo": seconds}
+        boxes, right, seconds = box_sweep(loaded, test, options)
+        results["imagenet_val"] = box_results(boxes, right, test, chosen_boxes) | {"seconds_per_photo": seconds}
     mask_values: dict[str, dict[float, list[float]]] = {}
     if (root := found("pets_seg")) is not None:
         mask_values["pets_seg"], seconds = pets_sweep(loaded, load_pets(root)[:limit], options)
@@ -1204,7 +1205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _ci_text(d: Mapping[str, float], percent: bool = True) -> str:
+def ci_text(d: Mapping[str, float], percent: bool = True) -> str:
+    """A bootstrap interval ``{"mean", "low", "high"}`` as text: ``67.9% [64.5%, 71.2%]`` (or 3 decimals)."""
     if percent:
         return f"{d['mean']:.1%} [{d['low']:.1%}, {d['high']:.1%}]"
     return f"{d['mean']:.3f} [{d['low']:.3f}, {d['high']:.3f}]"
@@ -1230,11 +1232,11 @@ def markdown_tables(folder: Path = RESULTS) -> str:
         name = f"**{c['technique']}** (default)" if default else c["technique"]
         dev, test = res["imagenet_val_227"][rule], res["imagenet_val"][rule]
         lines.append(
-            f"| {name} | {_ci_text(dev['gt_known_cv'])} | {dev['max_box_acc_v2']:.1%} | {_ci_text(test['gt_known'])} "
+            f"| {name} | {ci_text(dev['gt_known_cv'])} | {dev['max_box_acc_v2']:.1%} | {ci_text(test['gt_known'])} "
             f"| {res['imagenet_val_227']['top1_classification']['mean']:.1%} "
-            f"| {_ci_text(res['pets_seg']['at_threshold'], False)} "
-            f"| {_ci_text(res['coco_seg_oracle']['at_threshold'], False)} "
-            f"| {_ci_text(res['coco_seg_top3']['at_threshold'], False)} "
+            f"| {ci_text(res['pets_seg']['at_threshold'], False)} "
+            f"| {ci_text(res['coco_seg_oracle']['at_threshold'], False)} "
+            f"| {ci_text(res['coco_seg_top3']['at_threshold'], False)} "
             f"| {res['imagenet_val_227']['seconds_per_photo']:.2f} |"
         )
         if default:
@@ -1247,7 +1249,7 @@ def markdown_tables(folder: Path = RESULTS) -> str:
     res = chosen["results"]
     for name in (*helpers.BOX_RULES, "mass", "otsu"):
         dev, test = res["imagenet_val_227"][name], res["imagenet_val"][name]
-        lines.append(f"| {name} | {_ci_text(dev['gt_known_cv'])} | {dev['threshold']} | {_ci_text(test['gt_known'])} |")
+        lines.append(f"| {name} | {ci_text(dev['gt_known_cv'])} | {dev['threshold']} | {ci_text(test['gt_known'])} |")
     plain = next(r for r in techniques if r["config"]["technique"] == "plain")["results"]
     lines += [
         "",
@@ -1286,8 +1288,8 @@ def markdown_tables(folder: Path = RESULTS) -> str:
         ):
             if key in det:
                 lines.append(
-                    f"| {label} | {_ci_text(det[key]['one']['ap50'])} | {_ci_text(det[key][t]['ap50'])} "
-                    f"| {_ci_text(det[key][split]['ap50'])} |"
+                    f"| {label} | {ci_text(det[key]['one']['ap50'])} | {ci_text(det[key][t]['ap50'])} "
+                    f"| {ci_text(det[key][split]['ap50'])} |"
                 )
         lines += ["", "| CorLoc | one box per class | one box per instance |", "|---|---|---|"]
         for label, key in (
@@ -1296,8 +1298,8 @@ def markdown_tables(folder: Path = RESULTS) -> str:
         ):
             if key in det:
                 lines.append(
-                    f"| {label} ({det[key]['photos']} photos) | {_ci_text(det[key]['one']['corloc'])} "
-                    f"| {_ci_text(det[key][t]['corloc'])} |"
+                    f"| {label} ({det[key]['photos']} photos) | {ci_text(det[key]['one']['corloc'])} "
+                    f"| {ci_text(det[key][t]['corloc'])} |"
                 )
     return "\n".join(lines)
 

@@ -709,3 +709,11 @@ def test_dilated_stand_in_doubles_the_grid_and_keeps_the_prediction(chihuahua):
 def test_load_model_dilated_must_be_bool():
     with pytest.raises(TypeError, match="dilated must be"):
         helpers.load_model("efficientnet_lite0", dilated="yes")
+
+
+def test_detection_rank_counts_the_more_probable_classes(lite, chihuahua, chihuahua_probabilities):
+    classes = [151, 158, 1]  # Chihuahua (the top-1), toy terrier, goldfish
+    detections = helpers.detect(lite, chihuahua, class_indices=classes)
+    for det, c in zip(detections, classes, strict=True):
+        assert det.rank == int((chihuahua_probabilities > chihuahua_probabilities[c]).sum())
+    assert detections[0].rank == 0 and detections[1].rank >= 1 and detections[2].rank > 100
