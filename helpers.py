@@ -71,6 +71,7 @@ __all__ = [
     "load_image",
     "load_model",
     "normalize_heatmap",
+    "peak_boxes",
     "relabel",
     "scored_boxes",
     "segment",
@@ -100,12 +101,17 @@ DEFAULT_FLIP = False
 #: load_model(): the last convolutional stage at stride 1 with dilated convolutions (14x14 maps for
 #: a 224 input; the one technique that won beyond the noise).
 DEFAULT_DILATED = True
-#: Threshold of the instance boxes (Detection.boxes; fraction of the map's maximum), chosen by AP@0.5
-#: on the COCO photos (oracle classes; tests/results/detection.json).
+#: How the instance boxes (Detection.boxes) are found: "peaks" (one box per local maximum, its region
+#: at a fraction of its own height; see peak_boxes), "components" (the components of the map at a
+#: fraction of its maximum) or "split" (components split at valleys); see cam_to_instances. Chosen by
+#: AP@0.5 on the COCO photos with oracle classes (tests/results/detection.json).
+INSTANCE_RULES = ("peaks", "components", "split")
+DEFAULT_INSTANCE_RULE = "peaks"
+#: Threshold of the instance boxes: for "peaks" a fraction of each peak's own height, for the other
+#: rules a fraction of the map's maximum; chosen with the rule.
 DEFAULT_INSTANCE_THRESHOLD = 0.35
-#: Split a component with several peaks into one box per peak (Detection.boxes)? Off: on the COCO
-#: photos splitting lowered AP@0.5 (tests/results/detection.json); detect(split_instances=True) does it.
-DEFAULT_SPLIT_INSTANCES = False
+#: "peaks": local maxima lower than this fraction of the map's maximum are not instances.
+DEFAULT_MIN_PEAK = 0.2
 #: How detect() reads one box off a thresholded map (see heatmap_to_bbox).
 DEFAULT_BOX_RULE = "largest"
 #: Maps for box extraction are made at most this many pixels; boxes are scaled back exactly.
@@ -1133,11 +1139,76 @@ def scored_boxes(
     regions.sort(key=lambda r: (-r[1], -r[2], r[3]))
     if not regions:
         return []
-    boxes = torch.tensor([r[0] for r in regions], dtype=torch.float64)
-    rank = -torch.arange(len(regions), dtype=torch.float64)  # our order, made explicit for nms's sort
-    keep = torchvision.ops.nms(boxes, rank, nms_iou) if nms_iou < 1.0 else torch.arange(len(regions))
-    keep = keep.sort().values[:max_boxes]
-    return [(regions[i][0], regions[i][1]) for i in keep.tolist()]
+    return [(regions[i][0], regions[i][1]) for i in _nms_in_order([r[0] for r in regions], nms_iou, max_boxes)]
+
+
+def _nms_in_order(boxes: Sequence[Box], nms_iou: float, max_boxes: int) -> list[int]:
+    """Indices of ``boxes`` (already best first) kept by ``torchvision.ops.nms`` at ``nms_iou`` (1 keeps
+    every box), in that order, at most ``max_boxes``."""
+    if not boxes:
+        return []
+    if nms_iou >= 1.0:
+        return list(range(min(len(boxes), max_boxes)))
+    rank = -torch.arange(len(boxes), dtype=torch.float64)  # our order, made explicit for nms's sort
+    keep = torchvision.ops.nms(torch.tensor(boxes, dtype=torch.float64), rank, nms_iou)
+    return keep.sort().values[:max_boxes].tolist()
+
+
+def peak_boxes(
+    heatmap: Tensor | np.ndarray,
+    threshold: float = DEFAULT_INSTANCE_THRESHOLD,
+    min_peak: float = DEFAULT_MIN_PEAK,
+    min_peak_distance: int | None = None,
+    nms_iou: float = 0.5,
+    max_boxes: int = 10,
+) -> list[tuple[Box, float]]:
+    """One scored box per *peak* of a class heatmap, best first: several instances of one class.
+
+    heatmap: ``[H, W]`` tensor or array (e.g. a Grad-CAM normalised to [0, 1]). Returns up to
+    ``max_boxes`` pairs ``(box, peak)``: ``box`` is ``(x0, y0, x1, y1)``, float pixel edges with x1, y1
+    exclusive; ``peak`` is the map's value at the peak (multiply by the class probability for a
+    detection score). Sorted by peak, descending (ties: scan order). A map with no positive maximum,
+    a constant map, or one holding NaN or infinities gives ``[]``.
+
+    1. peaks: the pixels that are the highest within ``min_peak_distance`` pixels (the
+       ``(2 * min_peak_distance + 1)``-square; default ``max(1, min(H, W) // 14)``, one cell of a
+       14 x 14 map) and at least ``min_peak * max(heatmap)`` high, as the class peak responses of
+       Zhou et al. (CVPR 2018); touching peak pixels (a plateau) are one peak;
+    2. each peak's region: the 8-connected component of ``heatmap >= threshold * peak`` that holds
+       it, so a weak instance is outlined at a fraction of *its own* height, not of the strongest
+       one's (the component of heatmap_to_boxes for the global peak);
+    3. boxes overlapping a better box with IoU > ``nms_iou`` are removed (``torchvision.ops.nms``;
+       ``nms_iou=1`` removes none).
+
+    With one peak, the result is the component of ``heatmap >= threshold * max`` that holds the
+    maximum: heatmap_to_bbox(heatmap, threshold, "peak").
+    """
+    threshold = check_threshold(threshold)
+    min_peak = _check_unit_interval(min_peak, "min_peak", "a fraction of the map's maximum")
+    if min_peak_distance is not None:
+        min_peak_distance = _check_positive_int(min_peak_distance, "min_peak_distance", "pixels, or None")
+    nms_iou = _check_unit_interval(nms_iou, "nms_iou", "an IoU; 1 keeps every box")
+    max_boxes = _check_positive_int(max_boxes, "max_boxes", "the most boxes returned")
+    values = _as_2d_map(heatmap)
+    if values.size == 0 or not np.isfinite(values).all():
+        return []
+    top, low = float(values.max()), float(values.min())
+    if top <= 0 or low == top:
+        return []
+    height, width = values.shape
+    distance = min_peak_distance if min_peak_distance is not None else max(1, min(height, width) // 14)
+    local_max = ndimage.maximum_filter(values, size=2 * distance + 1, mode="constant", cval=-np.inf)
+    plateaus, _ = ndimage.label((values == local_max) & (values >= min_peak * top), structure=_EIGHT)
+    candidates = np.flatnonzero(plateaus)
+    _, first = np.unique(plateaus.flat[candidates], return_index=True)  # each plateau's first pixel
+    peaks = sorted(((float(values.flat[i]), int(i)) for i in candidates[first]), key=lambda p: (-p[0], p[1]))
+    found: list[tuple[Box, float]] = []
+    for value, index in peaks:
+        labels, _ = ndimage.label(values >= threshold * value, structure=_EIGHT)
+        region = labels == labels.flat[index]
+        rows, cols = np.flatnonzero(region.any(axis=1)), np.flatnonzero(region.any(axis=0))
+        found.append(((float(cols[0]), float(rows[0]), float(cols[-1] + 1), float(rows[-1] + 1)), value))
+    return [found[i] for i in _nms_in_order([box for box, _ in found], nms_iou, max_boxes)]
 
 
 def _box_map_size(height: int, width: int, max_pixels: int = MAX_BOX_MAP_PIXELS) -> tuple[int, int]:
@@ -1273,7 +1344,7 @@ def grad_cams(
 @dataclass(frozen=True)
 class Detection:
     """One class's detection. ``box``: the single box (by the box rule, e.g. the largest
-    component); ``boxes``/``box_scores``: one box per instance (see :func:`scored_boxes`), best
+    component); ``boxes``/``box_scores``: one box per instance (see :func:`cam_to_instances`), best
     first, scored by the map's peak in the instance times ``score``. ``heatmap`` (``[H, W]``
     float32 numpy, in [0, 1]) is made at the photo's size on first access only; ``cam`` is the
     low-resolution map ``[h, w]``."""
@@ -1318,7 +1389,7 @@ def detect(
     box_rule: str = DEFAULT_BOX_RULE,
     groups: ClassGroups | None = None,
     instance_threshold: float | None = None,
-    split_instances: bool = DEFAULT_SPLIT_INSTANCES,
+    instance_rule: str = DEFAULT_INSTANCE_RULE,
 ) -> list[Detection] | list[list[Detection]]:
     """Grad-CAM detections of the top-``topk`` classes (or of ``class_indices``), in rank order.
 
@@ -1327,10 +1398,9 @@ def detect(
     :data:`DEFAULT_BOX_RULE`; ``input_sizes``/``flip`` select test-time augmentation (see
     :func:`grad_cams`). A list of photos gives one list of detections per photo.
 
-    ``instance_threshold`` (default :data:`DEFAULT_INSTANCE_THRESHOLD`) and ``split_instances``
-    (default :data:`DEFAULT_SPLIT_INSTANCES`): the threshold of the instance boxes
-    ``Detection.boxes``, and whether a component with several peaks is split into one box per peak
-    (see :func:`cam_to_instances`).
+    ``instance_rule`` (default :data:`DEFAULT_INSTANCE_RULE`, one box per peak) and
+    ``instance_threshold`` (default :data:`DEFAULT_INSTANCE_THRESHOLD`): how the instance boxes
+    ``Detection.boxes`` are found (see :func:`cam_to_instances`).
 
     ``groups`` (e.g. :func:`imagenet_groups`): distinct objects instead of near-synonyms. The top-k
     is taken over groups, each scored by the sum of its classes' probabilities; a group's map and
@@ -1344,6 +1414,7 @@ def detect(
     )
     if box_rule not in BOX_RULES:
         raise ValueError(f"box_rule must be one of {BOX_RULES}, got {box_rule!r}")
+    instance_rule = _check_instance_rule(instance_rule)
     topk = check_topk(topk, len(loaded.categories))
     is_batch, photos, targets = _batch_arguments(image, class_indices, len(loaded.categories))
     sizes = _check_input_sizes(input_sizes)
@@ -1362,8 +1433,7 @@ def detect(
                     cam,
                     size,
                     (threshold, instance_threshold),
-                    box_rule,
-                    bool(split_instances),
+                    (box_rule, instance_rule),
                     int((probabilities[b] > probabilities[b, c]).sum()),
                 )
                 for c, cam in zip(classes, photo_cams, strict=True)
@@ -1372,17 +1442,31 @@ def detect(
     return results if is_batch else results[0]
 
 
+def _check_instance_rule(rule: object) -> str:
+    if rule not in INSTANCE_RULES:
+        raise ValueError(f"instance_rule must be one of {INSTANCE_RULES}, got {rule!r}")
+    return str(rule)
+
+
 def cam_to_instances(
-    cam: Tensor, image_size: tuple[int, int], threshold: float, split: bool = False
+    cam: Tensor, image_size: tuple[int, int], threshold: float, rule: str = DEFAULT_INSTANCE_RULE
 ) -> list[tuple[Box, float]]:
-    """Instance boxes of a low-resolution normalised map ``[h, w]`` in photo pixels, with their peaks
-    (see :func:`scored_boxes`; ``split``: split components with several peaks), found on the map
-    upsampled to at most ``MAX_INSTANCE_MAP_PIXELS`` (the outline of an instance needs no finer
-    grid); boxes rounded to 0.01 px."""
+    """Instance boxes of a low-resolution normalised map ``[h, w]`` in photo pixels, with their peaks,
+    best first. ``rule``: ``"peaks"`` (:func:`peak_boxes`: one box per peak, at ``threshold`` times its
+    own height; peaks at least one map cell apart), ``"components"`` (:func:`scored_boxes` without
+    splitting: the components at ``threshold`` times the map's maximum) or ``"split"`` (those components
+    split at valleys). Found on the map upsampled to at most ``MAX_INSTANCE_MAP_PIXELS`` (the outline of
+    an instance needs no finer grid); boxes rounded to 0.01 px."""
     if not isinstance(cam, Tensor) or cam.ndim != 2:
         raise ValueError(f"cam must be a [h, w] tensor, got {getattr(cam, 'shape', type(cam).__name__)}")
+    rule = _check_instance_rule(rule)
     work = _box_map_size(*image_size, MAX_INSTANCE_MAP_PIXELS)
-    found = scored_boxes(_full_size(cam.unsqueeze(0), work)[0], threshold, split_peaks=bool(split))
+    heatmap = _full_size(cam.unsqueeze(0), work)[0]
+    if rule == "peaks":
+        cell = max(1, math.floor(min(work[0] / cam.shape[0], work[1] / cam.shape[1])))
+        found = peak_boxes(heatmap, threshold, min_peak_distance=cell)
+    else:
+        found = scored_boxes(heatmap, threshold, split_peaks=rule == "split")
     return [(tuple(round(v, 2) for v in _scale_box(b, work, image_size)), peak) for b, peak in found]
 
 
@@ -1393,14 +1477,13 @@ def _detection(
     cam: Tensor,
     size: tuple[int, int],
     thresholds: tuple[float, float],
-    rule: str,
-    split: bool,
+    rules: tuple[str, str],
     rank: int,
 ) -> Detection:
-    """A :class:`Detection` from a low-resolution map: the single box (at ``thresholds[0]``) and the
-    instance boxes (at ``thresholds[1]``, components split at valleys with ``split``)."""
-    box = cam_to_boxes(cam, size, [thresholds[0]], rule)[0]
-    found = cam_to_instances(cam, size, thresholds[1], split)
+    """A :class:`Detection` from a low-resolution map: the single box (at ``thresholds[0]``, by the box
+    rule ``rules[0]``) and the instance boxes (at ``thresholds[1]``, by the instance rule ``rules[1]``)."""
+    box = cam_to_boxes(cam, size, [thresholds[0]], rules[0])[0]
+    found = cam_to_instances(cam, size, thresholds[1], rules[1])
     boxes = tuple(b for b, _ in found)
     return Detection(c, label, score, box, cam, size, boxes, tuple(peak * score for _, peak in found), rank)
 

@@ -788,6 +788,44 @@ def average_precision_ci(
     return {"mean": value, "low": float(low), "high": float(high)}
 
 
+def ranked_by_truth(ground_truth: Sequence[GroundTruth], predictions: Sequence[Predictions]) -> list[list]:
+    """The same boxes re-scored by their best IoU with a ground-truth object of their category (crowds
+    excluded; ties by the original score): the AP of this ranking is a ceiling for any scoring of them."""
+    _check_same_length(ground_truth=ground_truth, predictions=predictions)
+    out = []
+    for truth, found in zip(ground_truth, predictions, strict=True):
+        rescored = []
+        for category, box, score in found:
+            same = [b for c, b, crowd in truth if c == category and not crowd]
+            overlap = float(box_iou([box], same).max()) if same else 0.0
+            rescored.append((category, box, overlap + 1e-6 * float(score)))
+        out.append(rescored)
+    return out
+
+
+def average_precision_difference(
+    ground_truth: Sequence[GroundTruth],
+    predictions_a: Sequence[Predictions],
+    predictions_b: Sequence[Predictions],
+    n_resamples: int = 200,
+    seed: int = 0,
+) -> dict[str, float]:
+    """AP@0.5 of ``predictions_a`` minus that of ``predictions_b`` on the same photos, with a paired
+    percentile bootstrap interval (95%): both are scored on the same resampled photos each time."""
+    _check_same_length(ground_truth=ground_truth, predictions_a=predictions_a, predictions_b=predictions_b)
+    value = average_precision(ground_truth, predictions_a) - average_precision(ground_truth, predictions_b)
+    rng = np.random.default_rng(seed)
+    samples = []
+    for _ in range(_check_positive_int(n_resamples, "n_resamples")):
+        pick = rng.integers(0, len(ground_truth), size=len(ground_truth))
+        truth = [ground_truth[i] for i in pick]
+        if any(not crowd for t in truth for _, _, crowd in t):
+            a = average_precision(truth, [predictions_a[i] for i in pick])
+            samples.append(a - average_precision(truth, [predictions_b[i] for i in pick]))
+    low, high = np.quantile(samples, [0.025, 0.975])
+    return {"mean": value, "low": float(low), "high": float(high)}
+
+
 # --------------------------------------------------------------------------------------------
 # Running the method: one configuration of detect() and segment() on every data set found
 # --------------------------------------------------------------------------------------------
@@ -990,13 +1028,13 @@ def mask_results(values: Mapping[float, Sequence[float]], chosen: float | None =
     return out
 
 
-#: Instance boxes tried for AP: (split components at valleys?, threshold as a fraction of the map's maximum).
-INSTANCE_SETTINGS = tuple((split, t) for split in (False, True) for t in (0.25, 0.35, 0.45))
+#: Instance boxes tried for AP: (instance rule, threshold), see helpers.cam_to_instances.
+INSTANCE_SETTINGS = tuple((rule, t) for rule in helpers.INSTANCE_RULES for t in (0.25, 0.35, 0.45))
 
 
 def _predictions(detections: Sequence[helpers.Detection], category_of, key: object) -> list[tuple[int, Box, float]]:
     """One photo's scored boxes: ``key`` "one" (``det.box`` scored by the class probability) or an
-    instance setting (split?, threshold): every instance box, scored by its peak times the probability;
+    instance setting (rule, threshold): every instance box, scored by its peak times the probability;
     ``category_of(class_index)`` gives the category, 0 to drop the class."""
     out = []
     for det in detections:
@@ -1006,8 +1044,8 @@ def _predictions(detections: Sequence[helpers.Detection], category_of, key: obje
         if key == "one":
             out += [] if det.box is None else [(category, det.box, det.score)]
         else:
-            split, threshold = key
-            found = helpers.cam_to_instances(det.cam, det.image_size, threshold, split)
+            rule, threshold = key
+            found = helpers.cam_to_instances(det.cam, det.image_size, threshold, rule)
             out += [(category, b, peak * det.score) for b, peak in found]
     return out
 
@@ -1017,7 +1055,7 @@ def _keys() -> list:
 
 
 def _key_name(key: object) -> str:
-    return key if isinstance(key, str) else f"{'split' if key[0] else 'components'} {key[1]}"
+    return key if isinstance(key, str) else f"{key[0]} {key[1]}"
 
 
 def coco_detection_sweep(
@@ -1067,15 +1105,27 @@ def detection_results(loaded: helpers.LoadedModel, options: Mapping[str, object]
     threshold is chosen by AP on COCO with oracle classes (development photos); the 60 test photos
     report at it."""
     results: dict[str, object] = {}
-    chosen = (helpers.DEFAULT_SPLIT_INSTANCES, helpers.DEFAULT_INSTANCE_THRESHOLD)
+    chosen = (helpers.DEFAULT_INSTANCE_RULE, helpers.DEFAULT_INSTANCE_THRESHOLD)
     if (data / "coco_seg" / "annotations.json").is_file():
         coco = load_coco(data / "coco_seg")
+        runs = {}
         for oracle in (True, False):
             truth, found, seconds = coco_detection_sweep(loaded, coco, options, oracle)
             entry = {_key_name(key): {"ap50": average_precision_ci(truth, boxes)} for key, boxes in found.items()}
             results["coco_oracle" if oracle else "coco_top5"] = entry | {"seconds_per_photo": seconds}
+            runs[oracle] = truth, found
         oracle_entry = results["coco_oracle"]
         chosen = max(INSTANCE_SETTINGS, key=lambda k: oracle_entry[_key_name(k)]["ap50"]["mean"])
+        for oracle, (truth, found) in runs.items():  # paired differences at the chosen threshold
+            for key in INSTANCE_SETTINGS:
+                if key[1] == chosen[1]:
+                    results["coco_oracle" if oracle else "coco_top5"][_key_name(key)]["ap50_minus_one"] = (
+                        average_precision_difference(truth, found[key], found["one"])
+                    )
+        truth, found = runs[True]
+        oracle_entry["ceiling"] = {
+            _key_name(key): average_precision(truth, ranked_by_truth(truth, found[key])) for key in ("one", chosen)
+        }
     results["instance_setting"] = _key_name(chosen)
     for name in ("imagenet_val_227", "imagenet_val"):
         root = data / name if (data / name).is_dir() else TEST_DATA / name
@@ -1083,11 +1133,16 @@ def detection_results(loaded: helpers.LoadedModel, options: Mapping[str, object]
             continue
         samples = [s for s in load_box_set(root) if len(s.boxes) > 1]
         truth, found = imagenet_detection_sweep(loaded, samples, options)
-        results[f"{name}_several_objects"] = {
-            _key_name(key): {"ap50": average_precision_ci(truth, boxes), "corloc": _interval(corloc(truth, boxes))}
-            for key, boxes in found.items()
-            if key in ("one", chosen, (True, chosen[1]))
-        } | {"photos": len(samples)}
+        entry: dict[str, object] = {"photos": len(samples)}
+        for key, boxes in found.items():
+            if key == "one" or key[1] == chosen[1]:
+                entry[_key_name(key)] = {
+                    "ap50": average_precision_ci(truth, boxes),
+                    "corloc": _interval(corloc(truth, boxes)),
+                }
+                if key != "one":
+                    entry[_key_name(key)]["ap50_minus_one"] = average_precision_difference(truth, boxes, found["one"])
+        results[f"{name}_several_objects"] = entry
     return results
 
 
@@ -1205,11 +1260,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def ci_text(d: Mapping[str, float], percent: bool = True) -> str:
-    """A bootstrap interval ``{"mean", "low", "high"}`` as text: ``67.9% [64.5%, 71.2%]`` (or 3 decimals)."""
-    if percent:
-        return f"{d['mean']:.1%} [{d['low']:.1%}, {d['high']:.1%}]"
-    return f"{d['mean']:.3f} [{d['low']:.3f}, {d['high']:.3f}]"
+def ci_text(d: Mapping[str, float], percent: bool = True, signed: bool = False) -> str:
+    """A bootstrap interval ``{"mean", "low", "high"}`` as text: ``67.9% [64.5%, 71.2%]`` (or 3 decimals;
+    ``signed``: with a sign, for differences, ``+1.7% [+0.2%, +3.3%]``)."""
+    form = ("+" if signed else "") + (".1%" if percent else ".3f")
+    return f"{d['mean']:{form}} [{d['low']:{form}}, {d['high']:{form}}]"
 
 
 def markdown_tables(folder: Path = RESULTS) -> str:
@@ -1274,11 +1329,15 @@ def markdown_tables(folder: Path = RESULTS) -> str:
     if detection is not None:
         det = detection["results"]
         t = det["instance_setting"]
-        split = "split " + t.split()[-1]
+        level = t.split()[-1]
+        others = [f"{rule} {level}" for rule in helpers.INSTANCE_RULES if f"{rule} {level}" != t]
+        names = {"components": "components", "split": "components split at valleys", "peaks": "one box per peak"}
         lines += [
             "",
-            f"| AP@0.5 | one box per class | one box per instance ({t}, chosen) | instances split at valleys |",
-            "|---|---|---|---|",
+            f"| AP@0.5 | one box per class | {names[t.split()[0]]} ({t}, chosen) | difference | "
+            + " | ".join(f"{names[o.split()[0]]} ({o})" for o in others)
+            + " |",
+            "|---|---|---|---|" + "---|" * len(others),
         ]
         for label, key in (
             ("COCO, oracle classes", "coco_oracle"),
@@ -1287,9 +1346,13 @@ def markdown_tables(folder: Path = RESULTS) -> str:
             ("ImageNet test, photos with several boxes", "imagenet_val_several_objects"),
         ):
             if key in det:
+                row = det[key]
+                difference = row[t].get("ap50_minus_one")
                 lines.append(
-                    f"| {label} | {ci_text(det[key]['one']['ap50'])} | {ci_text(det[key][t]['ap50'])} "
-                    f"| {ci_text(det[key][split]['ap50'])} |"
+                    f"| {label} | {ci_text(row['one']['ap50'])} | {ci_text(row[t]['ap50'])} "
+                    f"| {'' if difference is None else ci_text(difference, signed=True)} | "
+                    + " | ".join(ci_text(row[o]["ap50"]) for o in others)
+                    + " |"
                 )
         lines += ["", "| CorLoc | one box per class | one box per instance |", "|---|---|---|"]
         for label, key in (

@@ -875,3 +875,29 @@ def test_paired_difference_hand_built():
     assert same == {"mean": 0.0, "low": 0.0, "high": 0.0}
     with pytest.raises(ValueError, match="same photos"):
         evaluate.paired_difference("10", "101")
+
+
+def test_ranked_by_truth_puts_hits_first():
+    # The miss ranked first halves AP (see above); ranked by IoU with the truth the hit comes first: AP 1.
+    found = [[(1, (50.0, 50.0, 60.0, 60.0), 0.9), (1, (0.0, 0.0, 10.0, 10.0), 0.8)]]
+    assert evaluate.average_precision(ONE_OBJECT, found) == pytest.approx(0.5)
+    ranked = evaluate.ranked_by_truth(ONE_OBJECT, found)
+    assert [box for _, box, _ in ranked[0]] == [box for _, box, _ in found[0]]  # the same boxes, re-scored
+    assert ranked[0][1][2] > ranked[0][0][2]
+    assert evaluate.average_precision(ONE_OBJECT, ranked) == pytest.approx(1.0)
+    # a box of a category absent from the photo scores 0 (only its tie-break remains)
+    assert evaluate.ranked_by_truth(ONE_OBJECT, [[(2, (0.0, 0.0, 10.0, 10.0), 0.5)]])[0][0][2] < 1e-5
+
+
+def test_average_precision_difference_is_paired():
+    truth = [ONE_OBJECT[0], [(1, (20.0, 20.0, 30.0, 30.0), False)]]
+    good = [[(1, (0.0, 0.0, 10.0, 10.0), 0.9)], [(1, (20.0, 20.0, 30.0, 30.0), 0.9)]]
+    half = [[(1, (0.0, 0.0, 10.0, 10.0), 0.9)], [(1, (60.0, 60.0, 70.0, 70.0), 0.95)]]
+    same = evaluate.average_precision_difference(truth, good, good, n_resamples=50)
+    assert same == {"mean": 0.0, "low": 0.0, "high": 0.0}  # paired: every resample scores both alike
+    gain = evaluate.average_precision_difference(truth, good, half, n_resamples=50)
+    expected = evaluate.average_precision(truth, good) - evaluate.average_precision(truth, half)
+    assert gain["mean"] == pytest.approx(expected) and expected > 0
+    assert 0.0 <= gain["low"] <= gain["high"]
+    with pytest.raises(ValueError, match="same length"):
+        evaluate.average_precision_difference(truth, good, half[:1])
