@@ -760,8 +760,8 @@ verdict = "beyond the noise" if gain["low"] > 0 else "inside the noise"
 print(f"\nOn COCO (oracle classes) one box per peak changes AP from {coco['one']['ap50']['mean']:.1%} to "
       f"{coco[t]['ap50']['mean']:.1%}: {gain['mean']:+.1%} [{gain['low']:+.1%}, {gain['high']:+.1%}] (paired), {verdict}.")
 print(f"Ceiling of the same boxes ranked by their IoU with the truth: {coco['ceiling'][t]:.1%} "
-      f"(one box per class: {coco['ceiling']['one']:.1%}): half of the COCO objects here cover less than 1.4 x 1.4 cells "
-      "of the 14 x 14 map, so the maps, not the scoring, set the limit.")
+      f"(one box per class: {coco['ceiling']['one']:.1%}): no score ranks these boxes better, so going further takes "
+      "better boxes, and half of the COCO objects here cover less than 1.4 x 1.4 cells of the 14 x 14 map.")
 """)
 
 # ----------------------------------------------------------------------------------------------
