@@ -787,16 +787,23 @@ BOX_RULES = ("largest", "peak", "union")
 _EIGHT = np.ones((3, 3), dtype=bool)  # 8-connectivity of the components
 
 
+def _confident_peak(values: np.ndarray) -> float | None:
+    """The maximum of a 2-D map, or None when the map has no confident region: empty, holding NaN or
+    infinities, with no positive maximum, or constant."""
+    if values.size == 0 or not np.isfinite(values).all():
+        return None
+    peak, low = float(values.max()), float(values.min())
+    return None if peak <= 0 or low == peak else peak
+
+
 def _components(heatmap: Tensor | np.ndarray, threshold: float) -> tuple[np.ndarray, list, np.ndarray] | None:
     """8-connected components of ``heatmap >= threshold * max``: (labels ``[H, W]`` with 0 for
     outside and i + 1 for component i, their slices, their areas ``[n]``), or None when the map has
     no confident region (no positive maximum, constant, or holding NaN)."""
     threshold = check_threshold(threshold)
     values = _as_2d_map(heatmap)
-    if values.size == 0 or not np.isfinite(values).all():
-        return None
-    peak, low = float(values.max()), float(values.min())
-    if peak <= 0 or low == peak:
+    peak = _confident_peak(values)
+    if peak is None:
         return None
     labels, count = ndimage.label(values >= threshold * peak, structure=_EIGHT)
     return labels, ndimage.find_objects(labels), np.bincount(labels.ravel(), minlength=count + 1)[1:]
@@ -1191,10 +1198,8 @@ def peak_boxes(
     nms_iou = _check_unit_interval(nms_iou, "nms_iou", "an IoU; 1 keeps every box")
     max_boxes = _check_positive_int(max_boxes, "max_boxes", "the most boxes returned")
     values = _as_2d_map(heatmap)
-    if values.size == 0 or not np.isfinite(values).all():
-        return []
-    top, low = float(values.max()), float(values.min())
-    if top <= 0 or low == top:
+    top = _confident_peak(values)
+    if top is None:
         return []
     height, width = values.shape
     distance = min_peak_distance if min_peak_distance is not None else max(1, min(height, width) // 14)

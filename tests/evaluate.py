@@ -27,7 +27,7 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -772,20 +772,32 @@ def average_precision(
     return float(np.mean(per_category))
 
 
-def average_precision_ci(
-    ground_truth: Sequence[GroundTruth], predictions: Sequence[Predictions], n_resamples: int = 200, seed: int = 0
+def _photo_bootstrap(
+    ground_truth: Sequence[GroundTruth], statistic: Callable[[np.ndarray], float], n_resamples: int, seed: int
 ) -> dict[str, float]:
-    """AP@0.5 with a percentile bootstrap interval over photos (95%)."""
-    value = average_precision(ground_truth, predictions)
+    """``statistic(photo indices)`` on every photo and a percentile bootstrap interval (95%) over photos;
+    resamples without any ground-truth object (crowds aside) are skipped."""
+    value = statistic(np.arange(len(ground_truth)))
     rng = np.random.default_rng(seed)
     samples = []
     for _ in range(_check_positive_int(n_resamples, "n_resamples")):
         pick = rng.integers(0, len(ground_truth), size=len(ground_truth))
-        truth = [ground_truth[i] for i in pick]
-        if any(not crowd for t in truth for _, _, crowd in t):
-            samples.append(average_precision(truth, [predictions[i] for i in pick]))
+        if any(not crowd for i in pick for _, _, crowd in ground_truth[i]):
+            samples.append(statistic(pick))
     low, high = np.quantile(samples, [0.025, 0.975])
     return {"mean": value, "low": float(low), "high": float(high)}
+
+
+def _ap_of(ground_truth: Sequence[GroundTruth], predictions: Sequence[Predictions], pick: np.ndarray) -> float:
+    return average_precision([ground_truth[i] for i in pick], [predictions[i] for i in pick])
+
+
+def average_precision_ci(
+    ground_truth: Sequence[GroundTruth], predictions: Sequence[Predictions], n_resamples: int = 200, seed: int = 0
+) -> dict[str, float]:
+    """AP@0.5 with a percentile bootstrap interval over photos (95%)."""
+    _check_same_length(ground_truth=ground_truth, predictions=predictions)
+    return _photo_bootstrap(ground_truth, lambda pick: _ap_of(ground_truth, predictions, pick), n_resamples, seed)
 
 
 def ranked_by_truth(ground_truth: Sequence[GroundTruth], predictions: Sequence[Predictions]) -> list[list]:
@@ -813,17 +825,11 @@ def average_precision_difference(
     """AP@0.5 of ``predictions_a`` minus that of ``predictions_b`` on the same photos, with a paired
     percentile bootstrap interval (95%): both are scored on the same resampled photos each time."""
     _check_same_length(ground_truth=ground_truth, predictions_a=predictions_a, predictions_b=predictions_b)
-    value = average_precision(ground_truth, predictions_a) - average_precision(ground_truth, predictions_b)
-    rng = np.random.default_rng(seed)
-    samples = []
-    for _ in range(_check_positive_int(n_resamples, "n_resamples")):
-        pick = rng.integers(0, len(ground_truth), size=len(ground_truth))
-        truth = [ground_truth[i] for i in pick]
-        if any(not crowd for t in truth for _, _, crowd in t):
-            a = average_precision(truth, [predictions_a[i] for i in pick])
-            samples.append(a - average_precision(truth, [predictions_b[i] for i in pick]))
-    low, high = np.quantile(samples, [0.025, 0.975])
-    return {"mean": value, "low": float(low), "high": float(high)}
+
+    def difference(pick: np.ndarray) -> float:
+        return _ap_of(ground_truth, predictions_a, pick) - _ap_of(ground_truth, predictions_b, pick)
+
+    return _photo_bootstrap(ground_truth, difference, n_resamples, seed)
 
 
 # --------------------------------------------------------------------------------------------
