@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import gc
 import importlib.metadata
-import inspect
 import os
 import platform
 import statistics
@@ -66,29 +65,29 @@ except (ImportError, OSError) as err:
     TORCHCAM_MISSING = f"not installed ({type(err).__name__}: {err})"
 
 PHOTO = ROOT / "Chihuahua.jpg"
-BATCH_DIRS = (ROOT / "tests" / "data" / "imagenet_val" / "images", Path("/work/shared/data/imagenet_val/images"))
+BATCH_DIRS = (
+    ROOT / "tests" / "data" / "imagenet_val" / "images",
+    ROOT.parent / "shared" / "data" / "imagenet_val" / "images",
+)
 TOPK = 5
 SEGMENT_TOPK = 3
 BATCH_SIZE = 16
 
-# detect() and segment() may run test-time augmentation by default (several input sizes, a flip:
-# one forward pass per view); the "one view" rows ask for the plain 224 view when the helpers allow it.
-HAS_VIEWS = all("input_sizes" in inspect.signature(f).parameters for f in (helpers.detect, helpers.segment))
+# detect() and segment() run one forward pass per test-time view (input sizes, a flip); the "one view"
+# rows ask for the plain 224 view.
 ONE_VIEW = {"input_sizes": 224, "flip": False}
-DEFAULT_SIZES = tuple(getattr(helpers, "DEFAULT_INPUT_SIZES", (224,)))
-DEFAULT_FLIP = bool(getattr(helpers, "DEFAULT_FLIP", False))
-DEFAULT_VIEWS = len(DEFAULT_SIZES) * (2 if DEFAULT_FLIP else 1) if HAS_VIEWS else 1
-VIEWS_TEXT = (
-    f"defaults: input_sizes={DEFAULT_SIZES}, flip={DEFAULT_FLIP}, {DEFAULT_VIEWS} views" if HAS_VIEWS else "one view"
-)
+DEFAULT_SIZES = tuple(helpers.DEFAULT_INPUT_SIZES)
+DEFAULT_FLIP = helpers.DEFAULT_FLIP
+DEFAULT_VIEWS = len(DEFAULT_SIZES) * (2 if DEFAULT_FLIP else 1)
+VIEWS_TEXT = f"defaults: input_sizes={DEFAULT_SIZES}, flip={DEFAULT_FLIP}, {DEFAULT_VIEWS} views"
 
-DILATED = bool(getattr(helpers, "DEFAULT_DILATED", False))
+DILATED = helpers.DEFAULT_DILATED
 FORWARD = "plain forward pass" + (" (last stage dilated, as loaded)" if DILATED else "")
 BASE = "plain forward pass, the classifier as published"
 GRAD_CAMS = "helpers.grad_cams top-5"
-DETECT = f"helpers.detect top-5, {DEFAULT_VIEWS} views" if HAS_VIEWS else "helpers.detect top-5"
+DETECT = f"helpers.detect top-5, {DEFAULT_VIEWS} views"
 DETECT_ONE = "helpers.detect top-5, 1 view"
-SEGMENT = f"helpers.segment top-3, {DEFAULT_VIEWS} views" if HAS_VIEWS else "helpers.segment top-3"
+SEGMENT = f"helpers.segment top-3, {DEFAULT_VIEWS} views"
 SEGMENT_ONE = "helpers.segment top-3, 1 view"
 NAIVE = "naive per-class loop top-5"
 PGC = "pytorch-grad-cam top-5"
@@ -126,7 +125,7 @@ NOTES: dict[str, str] = {
     "retain_graph=True) per class: class_idx lists are per batch sample, not per class, so one photo needs "
     "5 calls (5 autograd.grad, each stopping at the target layer); 7x7 maps upsampled to 740x493.",
 }
-if not HAS_VIEWS or DEFAULT_VIEWS == 1:
+if DEFAULT_VIEWS == 1:
     del NOTES[DETECT_ONE], NOTES[SEGMENT_ONE]
 if not DILATED:
     del NOTES[BASE]
@@ -585,7 +584,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # One view by default: the same hooks and backward per call as the default test-time augmentation
     # (which runs that code once per view), at a fraction of the time.
-    memory_options = ONE_VIEW if HAS_VIEWS and not args.memory_defaults else {}
+    memory_options = ONE_VIEW if not args.memory_defaults else {}
     memory_text = "input_sizes=224, flip=False" if memory_options else VIEWS_TEXT
     progress(f"stand-in: memory check, {args.memory_calls} helpers.detect calls ({memory_text})")
     before, after, rss_source = memory_check(models[0][1], photo, args.memory_calls, args.memory_start, memory_options)

@@ -19,6 +19,8 @@ if str(Path(__file__).resolve().parent) not in sys.path:  # pytest's default imp
 
 import evaluate
 
+helpers = evaluate.helpers  # the method, as the harness imports it
+
 DATA = Path(__file__).resolve().parent / "data"
 SHARED = evaluate.SHARED_DATA  # ../shared/data beside the repository: present in CI, maybe not elsewhere
 
@@ -235,6 +237,50 @@ def test_max_box_acc_v2_is_mean_of_three_max_box_acc():
 
 
 # --------------------------------------------------------------------------------------------
+# The box rules the harness compares (detect() ships only "largest")
+# --------------------------------------------------------------------------------------------
+
+
+def two_blobs() -> np.ndarray:
+    """A 10 x 12 map: a big plateau of 0.6 (rows 1-5, cols 1-6, 30 px) and a small peak region
+    of 1.0 (rows 7-8, cols 9-10, 4 px); everything else 0."""
+    heatmap = np.zeros((10, 12))
+    heatmap[1:6, 1:7] = 0.6
+    heatmap[7:9, 9:11] = 1.0
+    return heatmap
+
+
+@pytest.mark.parametrize(
+    ("rule", "expected"),
+    [
+        ("largest", (1.0, 1.0, 7.0, 6.0)),  # the 30 px plateau
+        ("peak", (9.0, 7.0, 11.0, 9.0)),  # the component holding the maximum 1.0
+        ("union", (1.0, 1.0, 11.0, 9.0)),  # around both
+    ],
+)
+def test_box_rules_hand_built(rule, expected):
+    box_of = evaluate.BOX_OF[rule]
+    assert box_of(two_blobs(), 0.5) == expected
+    assert box_of(torch.from_numpy(two_blobs()), 0.5) == expected
+    # Above 0.6 only the peak region is left: every rule gives its box.
+    assert box_of(two_blobs(), 0.7) == (9.0, 7.0, 11.0, 9.0)
+    assert box_of(np.zeros((4, 4)), 0.5) is None and box_of(np.full((4, 4), np.nan), 0.5) is None
+    with pytest.raises(ValueError, match=r"threshold must be in \(0, 1\]"):
+        box_of(two_blobs(), 0.0)
+
+
+def test_union_box_holds_the_largest_and_the_peak_component_on_the_chihuahua(lite, chihuahua):
+    for det in helpers.detect(lite, chihuahua, topk=3):
+        size = (chihuahua.height, chihuahua.width)
+        largest, peak, union = (
+            helpers.cam_to_boxes(det.cam, size, [0.25], evaluate.BOX_OF[rule])[0] for rule in evaluate.BOX_RULES
+        )
+        assert largest == det.box
+        for inner in (largest, peak):
+            assert union[0] <= inner[0] and union[1] <= inner[1] and union[2] >= inner[2] and union[3] >= inner[3]
+
+
+# --------------------------------------------------------------------------------------------
 # Foreground IoU
 # --------------------------------------------------------------------------------------------
 
@@ -446,6 +492,20 @@ def test_bootstrap_bool_hits_and_determinism():
     assert high - low == pytest.approx(2 * 0.060, abs=0.02)
 
 
+def test_bootstrap_of_one_photo_is_that_photo():
+    assert evaluate.bootstrap_ci([0.7]) == (0.7, 0.7, 0.7)
+
+
+def test_bootstrap_is_the_plain_percentile_bootstrap():
+    """scipy.stats.bootstrap against the definition: resample N of N with the same generator, take the means'
+    2.5 % and 97.5 % points."""
+    values = np.random.default_rng(7).random(57)
+    picks = np.random.default_rng(11).integers(0, 57, size=(999, 57))
+    low, high = np.quantile(values[picks].mean(axis=1), [0.025, 0.975])
+    expected = (values.mean(), low, high)
+    assert evaluate.bootstrap_ci(values, n_resamples=999, seed=11) == pytest.approx(expected, abs=1e-12)
+
+
 def test_bootstrap_two_photos_by_hand():
     # Resampled means of [0, 1]: 0 (p 1/4), 0.5 (1/2), 1 (1/4): the 2.5 % and 97.5 % points are 0 and 1;
     # a 40 % interval (30 % .. 70 % points) holds only 0.5.
@@ -461,7 +521,9 @@ def test_bootstrap_two_photos_by_hand():
         ([0.5, float("nan")], {}, ValueError, "finite"),
         (["a", "b"], {}, TypeError, "numbers or bools"),
         ([0.5], {"level": 1.0}, ValueError, r"level must be in \(0, 1\)"),
-        ([0.5], {"n_resamples": 0}, ValueError, "n_resamples must be >= 1"),
+        ([0.5], {"n_resamples": 0}, ValueError, "n_resamples must be an int >= 1"),
+        ([0.5], {"n_resamples": True}, TypeError, "n_resamples must be an int"),
+        ([0.5], {"level": "0.9"}, TypeError, r"level must be a number in \(0, 1\)"),
         ([0.5], {"n_resamples": 2.5}, TypeError, "n_resamples must be an int"),
     ],
 )
@@ -533,7 +595,7 @@ def test_kfold_properties_on_random_scores():
 @pytest.mark.parametrize(
     ("values", "k", "error", "match"),
     [
-        ({0.5: [1, 0, 1]}, 1, ValueError, "k must be >= 2"),
+        ({0.5: [1, 0, 1]}, 1, ValueError, "k must be an int >= 2"),
         ({0.5: [1, 0, 1]}, 4, ValueError, "at most the number of photos"),
         ({}, 2, ValueError, "at least one threshold"),
         ({0.5: [1, 0, 1], 0.6: [1, 0]}, 2, ValueError, "same length"),

@@ -84,8 +84,8 @@ def test_tiny_ancestors_and_is_a(tiny: lib.ClassHierarchy) -> None:
 
 
 def test_tiny_bad_arguments(tiny: lib.ClassHierarchy) -> None:
-    for bad in (7, -1, True, 1.0, "0"):
-        with pytest.raises(ValueError, match="class_index"):
+    for bad, error in ((7, ValueError), (-1, ValueError), (True, TypeError), (1.0, TypeError), ("0", TypeError)):
+        with pytest.raises(error, match=r"class_index must be an int in \[0, 6\]"):
             tiny.ancestors(bad)
     with pytest.raises(ValueError, match="dgo"):
         tiny.is_a(CHI, "dgo")
@@ -215,8 +215,8 @@ def test_group_probabilities_errors() -> None:
         lib.group_probabilities(probabilities, group_of, 2)  # value 2 is out of range
     with pytest.raises(ValueError, match="group_of"):
         lib.group_probabilities(probabilities, torch.tensor([0, -1, 1, 2]), 3)
-    for bad in (0, True, 3.0):
-        with pytest.raises(ValueError, match="num_groups"):
+    for bad, error in ((0, ValueError), (True, TypeError), (3.0, TypeError)):
+        with pytest.raises(error, match="num_groups must be an int >= 1"):
             lib.group_probabilities(probabilities, group_of, bad)
 
 
@@ -230,8 +230,8 @@ def test_top_groups_hand_built() -> None:
     assert lib.top_groups(probabilities, group_of, names, 1) == [("a", 0.375, [1, 0])]
     with pytest.raises(ValueError, match="k"):
         lib.top_groups(probabilities, group_of, names, 4)  # only three groups have classes
-    for bad in (0, True, 1.5):
-        with pytest.raises(ValueError, match="k"):
+    for bad, error in ((0, ValueError), (True, TypeError), (1.5, TypeError)):
+        with pytest.raises(error, match=r"k must be an int in \[1, 3\]"):
             lib.top_groups(probabilities, group_of, names, bad)
     with pytest.raises(ValueError, match="probabilities"):
         lib.top_groups(probabilities[None], group_of, names, 1)

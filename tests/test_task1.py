@@ -478,9 +478,12 @@ def test_format_probability(p, text):
     assert helpers.format_probability(p) == text
 
 
-@pytest.mark.parametrize("p", [-0.1, 1.5, float("nan"), "0.5", True])
-def test_format_probability_bad_input(p):
-    with pytest.raises(ValueError, match="probability"):
+@pytest.mark.parametrize(
+    ("p", "error"),
+    [(-0.1, ValueError), (1.5, ValueError), (float("nan"), ValueError), ("0.5", TypeError), (True, TypeError)],
+)
+def test_format_probability_bad_input(p, error):
+    with pytest.raises(error, match=r"p must .*in \[0, 1\] \(a probability\)"):
         helpers.format_probability(p)
 
 
@@ -632,45 +635,32 @@ def two_blobs() -> np.ndarray:
     return heatmap
 
 
-@pytest.mark.parametrize(
-    ("rule", "expected"),
-    [
-        ("largest", (1.0, 1.0, 7.0, 6.0)),  # the 30 px plateau
-        ("peak", (9.0, 7.0, 11.0, 9.0)),  # the component holding the maximum 1.0
-        ("union", (1.0, 1.0, 11.0, 9.0)),  # around both
-    ],
-)
-def test_heatmap_to_bbox_rules_hand_built(rule, expected):
-    assert helpers.heatmap_to_bbox(two_blobs(), 0.5, rule) == expected
-    # Above 0.6 only the peak region is left: every rule gives its box.
-    assert helpers.heatmap_to_bbox(two_blobs(), 0.7, rule) == (9.0, 7.0, 11.0, 9.0)
-
-
-def test_heatmap_to_bbox_bad_rule():
-    with pytest.raises(ValueError, match="rule must be one of"):
-        helpers.heatmap_to_bbox(two_blobs(), 0.5, "biggest")
+def test_heatmap_to_bbox_is_the_largest_component_hand_built():
+    assert helpers.heatmap_to_bbox(two_blobs(), 0.5) == (1.0, 1.0, 7.0, 6.0)  # the 30 px plateau, not the peak
+    # Above 0.6 only the peak region is left.
+    assert helpers.heatmap_to_bbox(two_blobs(), 0.7) == (9.0, 7.0, 11.0, 9.0)
 
 
 def test_cam_to_boxes_matches_upsample_then_box():
-    """cam_to_boxes = bilinear upsampling to the photo + normalisation + heatmap_to_bbox, per threshold."""
+    """cam_to_boxes = bilinear upsampling to the photo + normalisation + heatmap_to_bbox (or the given rule),
+    per threshold."""
     generator = torch.Generator().manual_seed(3)
     cam = torch.rand(7, 7, generator=generator)
     size = (50, 80)
     full = F.interpolate(cam[None, None], size=size, mode="bilinear", align_corners=False)[0, 0]
     full = full / full.max()
     thresholds = [0.2, 0.5, 0.8]
-    for rule in helpers.BOX_RULES:
-        expected = [helpers.heatmap_to_bbox(full, t, rule) for t in thresholds]
-        assert helpers.cam_to_boxes(cam, size, thresholds, rule) == expected
+    expected = [helpers.heatmap_to_bbox(full, t) for t in thresholds]
+    assert helpers.cam_to_boxes(cam, size, thresholds) == expected
+    whole = lambda heatmap, t: (0.0, 0.0, float(heatmap.shape[1]), float(heatmap.shape[0]))  # noqa: E731
+    assert helpers.cam_to_boxes(cam, size, thresholds, whole) == [(0.0, 0.0, 80.0, 50.0)] * 3
 
 
-def test_detect_box_rule_union_contains_largest(lite, chihuahua):
-    largest = helpers.detect(lite, chihuahua, topk=2, input_sizes=224, flip=False, box_rule="largest")
-    union = helpers.detect(lite, chihuahua, topk=2, input_sizes=224, flip=False, box_rule="union")
-    for a, b in zip(largest, union, strict=True):
-        assert b.box[0] <= a.box[0] and b.box[1] <= a.box[1] and b.box[2] >= a.box[2] and b.box[3] >= a.box[3]
-    with pytest.raises(ValueError, match="box_rule must be one of"):
-        helpers.detect(lite, chihuahua, box_rule="all")
+def test_detect_has_at_most_nine_parameters_the_rare_ones_keyword_only():
+    parameters = inspect.signature(helpers.detect).parameters
+    assert len(parameters) <= 9
+    keyword_only = [n for n, p in parameters.items() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    assert keyword_only == ["input_sizes", "flip", "groups", "instance_threshold"]
 
 
 def test_dilated_resnet_layer4_is_torchvisions_dilated_resnet50():
@@ -717,3 +707,38 @@ def test_detection_rank_counts_the_more_probable_classes(lite, chihuahua, chihua
     for det, c in zip(detections, classes, strict=True):
         assert det.rank == int((chihuahua_probabilities > chihuahua_probabilities[c]).sum())
     assert detections[0].rank == 0 and detections[1].rank >= 1 and detections[2].rank > 100
+
+
+def test_all_lists_exactly_the_public_names_and_those_the_readme_and_harness_use():
+    import ast
+    import re
+    from pathlib import Path
+
+    root = Path(helpers.__file__).resolve().parent
+    tree = ast.parse((root / "helpers.py").read_text(encoding="utf-8"))
+    defined = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            defined.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            defined |= {t.id for t in targets if isinstance(t, ast.Name)}
+    public = {name for name in defined if not name.startswith("_")}
+    assert sorted(helpers.__all__) == sorted(public)
+    assert len(helpers.__all__) == len(set(helpers.__all__))
+    used = set(re.findall(r"\bH\.([A-Za-z_]\w*)", (root / "README.md").read_text(encoding="utf-8")))
+    used |= set(re.findall(r"\bhelpers\.([A-Za-z_]\w*)", (root / "tests" / "evaluate.py").read_text(encoding="utf-8")))
+    assert used - {"py"} <= set(helpers.__all__)  # "py": the file name helpers.py
+
+
+def test_sections_follow_the_sheet():
+    from pathlib import Path
+
+    text = Path(helpers.__file__).read_text(encoding="utf-8")
+    headings = [line for line in text.splitlines() if line.startswith("# ==== ")]
+    order = ["Constants", "Task 1.1", "Task 1.3", "Task 1.2", "Task 1.4", "Task 2.1", "Task 2.4", "Beyond the sheet",
+             "Drawing", "Argument checks"]
+    positions = [next(i for i, h in enumerate(headings) if key in h) for key in order]
+    assert positions == sorted(positions)
+    assert text.index("\ndef calculate_grad_cam(") < text.index("\ndef detect(") < text.index("\ndef calculate_cam(")
+    assert text.index("\ndef calculate_cam(") < text.index("\ndef segment(") < text.index("\ndef peak_boxes(")
