@@ -11,7 +11,8 @@ pytorch-grad-cam and torchcam are measured; without those packages they read "no
 What is measured, on the CPU:
 
 - milliseconds per photo (median over timed runs, after warm-up runs) for one photo,
-  ``Chihuahua.jpg`` (740x493), on the offline stand-in (EfficientNet-Lite0, ImageNet weights)
+  ``Chihuahua.jpg`` (740x493; the segment rows also on it enlarged to 4000x3000, a large photo),
+  on the offline stand-in (EfficientNet-Lite0, ImageNet weights)
   and on a randomly initialised torchvision ResNet-50 (weights do not change speed). The rows
   run round-robin (one run of every row, then the next round), so machine noise hits all rows
   alike and the ratios stay meaningful;
@@ -89,11 +90,18 @@ DETECT = f"helpers.detect top-5, {DEFAULT_VIEWS} views"
 DETECT_ONE = "helpers.detect top-5, 1 view"
 SEGMENT = f"helpers.segment top-3, {DEFAULT_VIEWS} views"
 SEGMENT_ONE = "helpers.segment top-3, 1 view"
+SEGMENT_PLAIN = "helpers.segment top-3, refine=False (plain masks)"
+REFINE = "helpers.refine_label_map top-3 (the dense CRF alone)"
+LARGE_SIZE = (4000, 3000)  # the large photo: the Chihuahua enlarged (width, height)
+LARGE = f" ({LARGE_SIZE[0]}x{LARGE_SIZE[1]})"
+SEGMENT_LARGE, SEGMENT_PLAIN_LARGE, REFINE_LARGE = SEGMENT + LARGE, SEGMENT_PLAIN + LARGE, REFINE + LARGE
 NAIVE = "naive per-class loop top-5"
 PGC = "pytorch-grad-cam top-5"
 TORCHCAM = "torchcam top-5"
 # Rows costing several forward passes get fewer runs (--slow-warmup, --slow-repeats).
-SLOW_ROWS = (DETECT, SEGMENT, NAIVE, PGC) if DEFAULT_VIEWS > 1 else (NAIVE, PGC)
+SLOW_ROWS = ((DETECT, SEGMENT) if DEFAULT_VIEWS > 1 else ()) + (
+    NAIVE, PGC, SEGMENT_LARGE, SEGMENT_PLAIN_LARGE, REFINE_LARGE
+)
 STARTED = time.perf_counter()
 
 NOTES: dict[str, str] = {
@@ -108,10 +116,18 @@ NOTES: dict[str, str] = {
     "size, thresholded, scipy connected components). Heatmaps are lazy, not made.",
     DETECT_ONE: f"helpers.detect(loaded, photo, topk=5, input_sizes=224, flip=False): as {GRAD_CAMS!r} plus "
     "softmax/top-5 and the boxes.",
-    SEGMENT: f"helpers.segment(loaded, photo, topk=3) ({VIEWS_TEXT}): per view a preprocess and one forward "
-    "under inference_mode (CAM needs no gradient); maps averaged; 3 CAMs upsampled to 740x493, masks, "
-    "label map.",
+    SEGMENT: f"helpers.segment(loaded, photo, topk=3) ({VIEWS_TEXT}, refine={helpers.DEFAULT_REFINE}): per view a "
+    "preprocess and one forward under inference_mode (CAM needs no gradient); maps averaged; then (the default) "
+    f"the dense CRF of {REFINE!r}, or the plain label map of {SEGMENT_PLAIN!r}.",
     SEGMENT_ONE: "helpers.segment(loaded, photo, topk=3, input_sizes=224, flip=False): one forward.",
+    SEGMENT_PLAIN: f"helpers.segment(loaded, photo, topk=3, refine=False) ({VIEWS_TEXT}): the sheet's recipe: 3 CAMs "
+    "upsampled to the photo, masks, label map by the per-pixel logits.",
+    REFINE: "helpers.refine_label_map(photo, seg) with the default CRFSettings, seg from segment(refine=False) "
+    "beforehand: the CRF's part of the default segment, no forward pass (working photo of CRFSettings().long_side "
+    "px, unaries, permutohedral lattice, mean field, label probabilities upsampled to the photo, argmax).",
+    SEGMENT_LARGE: f"as {SEGMENT!r}, on the Chihuahua enlarged to {LARGE_SIZE[0]}x{LARGE_SIZE[1]}.",
+    SEGMENT_PLAIN_LARGE: f"as {SEGMENT_PLAIN!r}, on the enlarged Chihuahua.",
+    REFINE_LARGE: f"as {REFINE!r}, on the enlarged Chihuahua.",
     NAIVE: "tutorial-style loop: preprocess once, then per class a fresh forward with grad enabled (forward hook "
     "making the target layer's output a leaf, tensor hook saving its gradient), logit[c].backward() stopping "
     "at the target layer, Grad-CAM, upsampled to 740x493. The cheapest per-class loop: with trainable "
@@ -250,6 +266,8 @@ def single_photo_rows(
     """Row name -> a function of no argument, or a string saying why the row is missing. ``base``:
     the classifier as published (last stage at stride 2), for the budget's "one forward pass"."""
     size = (photo.height, photo.width)
+    large = photo.resize(LARGE_SIZE, Image.BILINEAR)
+    plain, plain_large = (helpers.segment(loaded, p, topk=SEGMENT_TOPK, refine=False) for p in (photo, large))
 
     def base_forward():
         with torch.inference_mode():
@@ -307,6 +325,11 @@ def single_photo_rows(
         DETECT_ONE: lambda: helpers.detect(loaded, photo, topk=TOPK, **ONE_VIEW),
         SEGMENT: lambda: helpers.segment(loaded, photo, topk=SEGMENT_TOPK),
         SEGMENT_ONE: lambda: helpers.segment(loaded, photo, topk=SEGMENT_TOPK, **ONE_VIEW),
+        SEGMENT_PLAIN: lambda: helpers.segment(loaded, photo, topk=SEGMENT_TOPK, refine=False),
+        REFINE: lambda: helpers.refine_label_map(photo, plain),
+        SEGMENT_LARGE: lambda: helpers.segment(loaded, large, topk=SEGMENT_TOPK),
+        SEGMENT_PLAIN_LARGE: lambda: helpers.segment(loaded, large, topk=SEGMENT_TOPK, refine=False),
+        REFINE_LARGE: lambda: helpers.refine_label_map(large, plain_large),
         NAIVE: naive,
         PGC: PGC_MISSING or pgc,
         TORCHCAM: TORCHCAM_MISSING or torchcam,
@@ -391,6 +414,7 @@ def benchmark_model(
             "forward": batch_forward,
             "detect": lambda: helpers.detect(loaded, batch, topk=TOPK),
             "segment": lambda: helpers.segment(loaded, batch, topk=SEGMENT_TOPK),
+            "segment_plain": lambda: helpers.segment(loaded, batch, topk=SEGMENT_TOPK, refine=False),
         }
         batch_seconds = time_round_robin(
             batch_rows, dict.fromkeys(batch_rows, args.batch_warmup), dict.fromkeys(batch_rows, args.batch_repeats)
@@ -449,16 +473,18 @@ def fmt_ratio(value: float | None, base: float | None) -> str:
 def single_photo_table(results: list[ModelResult], args) -> tuple[str, str]:
     header = ["row"]
     for r in results:
-        header += [f"{r.label} ms", "x forward"]
+        header += [f"{r.label} ms", "x forward"] + (["x published"] if DILATED else [])
     header += ["forward passes", "autograd calls", "timed runs"]
     rows = []
     for name in NOTES:
         cells = [name]
         for r in results:
             if name in r.missing:
-                cells += ["not installed", "-"]
+                cells += ["not installed", "-"] + (["-"] if DILATED else [])
             else:
                 cells += [fmt_ms(r.median_ms(name)), fmt_ratio(r.median_ms(name), r.median_ms(FORWARD))]
+                if DILATED:  # ratio to one forward pass of the classifier as published (the budgets' unit)
+                    cells.append(fmt_ratio(r.median_ms(name), r.median_ms(BASE)))
         for attr in ("forwards", "autograd_calls"):
             values = [str(getattr(r.counts[name], attr)) for r in results if name in r.counts]
             cells.append(" / ".join(dict.fromkeys(values)) or "-")  # one number when the models agree
@@ -470,7 +496,7 @@ def single_photo_table(results: list[ModelResult], args) -> tuple[str, str]:
 
 def throughput_table(results: list[ModelResult]) -> tuple[str, str]:
     header = ["batch of 16 photos", *(f"{r.label} photos/s" for r in results)]
-    names = {"forward": "forward only", "detect": DETECT, "segment": SEGMENT}
+    names = {"forward": "forward only", "detect": DETECT, "segment": SEGMENT, "segment_plain": SEGMENT_PLAIN}
     rows = [
         [label, *(f"{r.throughput[key]:.1f}" if key in r.throughput else "-" for r in results)]
         for key, label in names.items()
@@ -633,6 +659,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 BASE if DILATED else FORWARD,
                 "<= 4",
                 lambda x: x <= 4,
+            ),
+            (
+                "refinement: refine_label_map top-3 / one forward pass",
+                REFINE,
+                BASE if DILATED else FORWARD,
+                "<= 1.8",
+                lambda x: x <= 1.8,
             ),
         ):
             a, b = r.median_ms(num), r.median_ms(den)

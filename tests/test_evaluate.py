@@ -963,3 +963,126 @@ def test_average_precision_difference_is_paired():
     assert 0.0 <= gain["low"] <= gain["high"]
     with pytest.raises(ValueError, match="same length"):
         evaluate.average_precision_difference(truth, good, half[:1])
+
+
+# --------------------------------------------------------------------------------------------
+# kfold_choice (any keys) and the refinement protocol
+# --------------------------------------------------------------------------------------------
+
+
+def test_kfold_choice_takes_the_first_key_on_ties_in_the_mapping_order():
+    # Two settings score alike on every photo: the first key of the mapping wins every fold, whatever
+    # its sort order (kfold_threshold would take the lowest threshold).
+    values = {("wb20", 0.45): [0.5, 0.7, 0.2, 0.9], ("wb5", 0.2): [0.5, 0.7, 0.2, 0.9]}
+    mean, chosen, cv = evaluate.kfold_choice(values, k=2)
+    assert chosen == [("wb20", 0.45)] * 2
+    assert cv.tolist() == [0.5, 0.7, 0.2, 0.9] and mean == pytest.approx(0.575)
+
+
+def test_kfold_choice_scores_each_fold_by_the_key_best_on_the_other_folds():
+    # Leave-one-out on 3 photos; the means on the two other photos: photo 0 held out: a (1.0+0.0)/2 = 0.5
+    # against b (0.0+0.9)/2 = 0.45 -> a; photo 1 held out: a 0.1 against b 0.5 -> b; photo 2: a 0.6, b 0.05 -> a.
+    values = {"a": [0.2, 1.0, 0.0], "b": [0.1, 0.0, 0.9]}
+    _, chosen, cv = evaluate.kfold_choice(values, k=3, seed=0)
+    folds = np.array_split(np.random.default_rng(0).permutation(3), 3)
+    best_without = {0: "a", 1: "b", 2: "a"}  # the photo held out -> the key chosen on the other two
+    for fold, key in zip(folds, chosen, strict=True):
+        assert key == best_without[int(fold[0])]
+        assert cv[fold[0]] == values[key][int(fold[0])]
+
+
+def test_kfold_threshold_is_kfold_choice_over_sorted_thresholds():
+    rng = np.random.default_rng(5)
+    values = {t: rng.random(30) for t in (0.4, 0.1, 0.25)}
+    by_threshold = evaluate.kfold_threshold(values, k=5, seed=1)
+    by_choice = evaluate.kfold_choice({t: values[t] for t in sorted(values)}, k=5, seed=1)
+    assert by_threshold[0] == by_choice[0] and by_threshold[1] == by_choice[1]
+    assert np.array_equal(by_threshold[2], by_choice[2])
+
+
+def _protocol_values(n_pets: int, n_coco: int, plain_best: float, refined_best: tuple[str, float]) -> dict:
+    """Hand-built protocol values: every plain key scores 0.5 except ``plain_best`` (0.6), every refined key
+    0.4 except ``refined_best`` (0.9), on every item."""
+    out = {}
+    for name, n in (("pets_seg", n_pets), ("coco_seg_oracle", n_coco)):
+        per_key = {key: [0.6 if key == ("plain", plain_best) else 0.5] * n for key in evaluate.plain_keys()}
+        per_key |= {key: [0.9 if key == refined_best else 0.4] * n for key in evaluate.refine_keys()}
+        out[name] = per_key
+    return out
+
+
+def test_refine_results_hand_built():
+    refined_best = (list(evaluate.REFINE_GRID)[2], 0.35)
+    dev = _protocol_values(5, 7, 0.3, refined_best)
+    top3 = {"coco_seg_top3": {("plain", 0.3): [0.1, 0.3], refined_best: [0.2, 0.2]}}
+    out = evaluate.refine_results(dev, top3)
+    assert out["items"] == {"pets_seg": 5, "coco_seg_oracle": 7, "coco_seg_top3": 2}
+    assert out["plain"]["chosen"] == {"setting": "plain", "threshold": 0.3}
+    assert out["refined"]["chosen"] == {"setting": refined_best[0], "threshold": 0.35}
+    assert out["refined"]["cv_choices"] == [{"setting": refined_best[0], "threshold": 0.35}] * 5
+    assert out["plain"]["cv"] == pytest.approx({"mean": 0.6, "low": 0.6, "high": 0.6})
+    assert out["refined"]["cv_pets_seg"]["mean"] == pytest.approx(0.9)
+    for part in ("pooled", "pets_seg", "coco_seg_oracle"):  # paired: the same difference on every item
+        assert out["refined_minus_plain_cv"][part] == pytest.approx({"mean": 0.3, "low": 0.3, "high": 0.3})
+    assert out["coco_seg_top3"]["plain"]["mean"] == pytest.approx(0.2)
+    assert out["coco_seg_top3"]["refined_minus_plain"]["mean"] == pytest.approx(0.0)
+    assert out["refined"]["mean_by_key"]["pets_seg"][f"{refined_best[0]}|0.35"] == pytest.approx(0.9)
+    assert "imagenet_val_227" not in out  # the notebook's technique loop must skip this run
+    with pytest.raises(ValueError, match="pets_seg or coco_seg_oracle"):
+        evaluate.refine_results({"coco_seg_top3": dev["pets_seg"]})
+
+
+def test_refine_sweep_scores_plain_and_refined_maps(monkeypatch):
+    # Stand-ins: plain maps are all background (IoU 0 with a mask that has foreground), refined maps all
+    # foreground (IoU = the foreground's share of the valid pixels, computed here from the mask).
+    from dataclasses import dataclass, field
+
+    @dataclass(frozen=True)
+    class Settings:
+        bilateral_weight: float = 10.0
+        bilateral_sxy: float = 0.16
+        other: int = field(default=3)
+
+    calls = []
+
+    def segment(loaded, photo, topk=3, class_indices=None, refine=True):
+        assert refine is False  # the protocol refines the plain maps itself
+        return ("seg", photo.size)
+
+    def relabel(seg, t):
+        return np.full(seg[1][::-1], -1, dtype=np.int64)
+
+    def refine_label_map(photo, seg, threshold, settings):
+        calls.append((threshold, settings))
+        return np.zeros(seg[1][::-1], dtype=np.int64)
+
+    for name, fn in (("CRFSettings", Settings), ("segment", segment), ("relabel", relabel)):
+        monkeypatch.setattr(helpers, name, fn, raising=False)
+    monkeypatch.setattr(helpers, "refine_label_map", refine_label_map, raising=False)
+    pets = evaluate.load_pets(DATA / "pets_seg")[:2]
+    key = (list(evaluate.REFINE_GRID)[1], 0.25)
+    values, seconds = evaluate.refine_sweep(None, pets, None, True, [("plain", 0.3), key])
+    expected = [float(((m > 0) & (m != 255)).sum() / (m != 255).sum()) for _, _, m in pets]
+    assert values["pets_seg"][("plain", 0.3)] == [0.0, 0.0]
+    assert values["pets_seg"][key] == pytest.approx(expected)
+    assert calls == [(0.25, Settings(**evaluate.REFINE_GRID[key[0]]))] * 2
+    assert set(seconds) == {"segment", "refine"}
+
+
+def test_refine_settings_cover_the_grid(monkeypatch):
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Settings:
+        bilateral_weight: float = 10.0
+        bilateral_sxy: float = 0.16
+        iterations: int = 5
+
+    monkeypatch.setattr(helpers, "CRFSettings", Settings, raising=False)
+    settings = evaluate.refine_settings()
+    assert len(settings) <= 6
+    assert {(s.bilateral_weight, s.bilateral_sxy) for s in settings.values()} == {
+        (w, s) for w in (5.0, 10.0, 20.0) for s in (0.08, 0.16)
+    }
+    assert next(iter(settings.values())) == Settings()  # the issue's setting first: it wins ties
+    assert all(s.iterations == 5 for s in settings.values())

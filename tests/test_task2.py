@@ -380,7 +380,7 @@ def test_segment_pet_photo(lite):
         truth = np.array(mask)
     assert truth.shape == (photo.height, photo.width)
 
-    seg = helpers.segment(lite, photo)
+    seg = helpers.segment(lite, photo, refine=False)  # the sheet's plain masks, where the floor was measured
     label_map = seg.label_map
     assert isinstance(label_map, np.ndarray) and label_map.dtype == np.int64
     assert label_map.shape == truth.shape
@@ -406,9 +406,10 @@ def test_segment_pet_photo(lite):
 
 
 def test_relabel_equals_segment_at_that_threshold(lite, chihuahua):
-    seg = helpers.segment(lite, chihuahua, topk=3, threshold=0.35, input_sizes=224, flip=False)
+    """relabel gives the sheet's plain map: segment(..., refine=False) at that threshold."""
+    seg = helpers.segment(lite, chihuahua, topk=3, threshold=0.35, input_sizes=224, flip=False, refine=False)
     assert np.array_equal(helpers.relabel(seg, 0.35), seg.label_map)
-    other = helpers.segment(lite, chihuahua, topk=3, threshold=0.6, input_sizes=224, flip=False)
+    other = helpers.segment(lite, chihuahua, topk=3, threshold=0.6, input_sizes=224, flip=False, refine=False)
     assert np.array_equal(helpers.relabel(seg, 0.6), other.label_map)
     assert (helpers.relabel(seg, 0.6) >= 0).sum() < (seg.label_map >= 0).sum()  # a higher threshold: less foreground
     with pytest.raises(ValueError, match="threshold"):
