@@ -167,7 +167,12 @@ def test_segment_without_pairwise_terms_is_the_plain_segment(lite, chihuahua):
     refined = helpers.segment(lite, chihuahua, topk=3, refine=identity)
     plain = helpers.segment(lite, chihuahua, topk=3, refine=False)
     assert refined.refined and not plain.refined
-    np.testing.assert_array_equal(refined.label_map, plain.label_map)
+    # Each path has its own default threshold: the refined one is the plain map at DEFAULT_REFINED_MASK_THRESHOLD.
+    assert helpers.DEFAULT_REFINED_MASK_THRESHOLD != helpers.DEFAULT_MASK_THRESHOLD
+    np.testing.assert_array_equal(plain.label_map, helpers.relabel(plain, helpers.DEFAULT_MASK_THRESHOLD))
+    np.testing.assert_array_equal(refined.label_map, helpers.relabel(plain, helpers.DEFAULT_REFINED_MASK_THRESHOLD))
+    at_same = helpers.segment(lite, chihuahua, topk=3, threshold=helpers.DEFAULT_MASK_THRESHOLD, refine=identity)
+    np.testing.assert_array_equal(at_same.label_map, plain.label_map)
 
 
 def test_segment_refine_false_is_the_sheets_recipe(lite, chihuahua):
@@ -273,17 +278,3 @@ def test_odd_photos_refine_at_the_working_resolution(name, monkeypatch):
 def test_sixteen_bit_photo_keeps_its_edge():
     colours = helpers._crf_colours(_odd_photos()["I;16"], (24, 32))
     assert colours[0, 0, 0] > colours[0, 0, -1] + 20  # the grey levels are not crushed to one value
-
-
-def test_refined_box():
-    mask = np.zeros((10, 12), dtype=bool)
-    mask[1:3, 1:3] = True  # 4 pixels
-    mask[5:9, 4:10] = True  # 24 pixels
-    mask[4, 3] = True  # diagonal neighbour: joins the big one under 8-connectivity
-    labels = np.full((10, 12), -1)
-    labels[mask] = 7
-    labels[0, 11] = 2
-    assert helpers.refined_box(labels, 7) == (3.0, 4.0, 10.0, 9.0)
-    assert helpers.refined_box(labels, 2) == (11.0, 0.0, 12.0, 1.0)
-    assert helpers.refined_box(labels, 5) is None
-    assert helpers.refined_box(np.full((3, 4), 7), 7) == (0.0, 0.0, 4.0, 3.0)  # the whole map
