@@ -6,6 +6,7 @@ Everything expensive is built once per test session (the machine has only two CP
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torchvision
@@ -49,3 +50,13 @@ def chihuahua_probabilities(lite, chihuahua) -> torch.Tensor:
     the input side detect/segment score with (the first of helpers.DEFAULT_INPUT_SIZES)."""
     with torch.no_grad():
         return lite.model(lite.preprocess(chihuahua, helpers.DEFAULT_INPUT_SIZES[0])).softmax(dim=1)[0]
+
+
+@pytest.fixture
+def two_blobs() -> np.ndarray:
+    """A 10 x 12 map: a big plateau of 0.6 (rows 1-5, cols 1-6, 30 px) and a small peak region
+    of 1.0 (rows 7-8, cols 9-10, 4 px); everything else 0 (its largest component is not the one with the peak)."""
+    heatmap = np.zeros((10, 12))
+    heatmap[1:6, 1:7] = 0.6
+    heatmap[7:9, 9:11] = 1.0
+    return heatmap

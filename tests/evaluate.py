@@ -4,7 +4,7 @@ choice and run records. Run from the repository root (not a pytest test; it defi
     python tests/evaluate.py                       # every technique on every data set found
     python tests/evaluate.py --technique plain     # one technique
     python tests/evaluate.py --summary             # the data sets found, with their counts
-    python tests/evaluate.py --sizes               # boxes by object size, the zoom-in pass -> results/sizes.json
+    python tests/evaluate.py --sizes               # boxes by object size, zoom pass, refined box -> results/sizes.json
     python tests/evaluate.py --refine              # the CRF refinement's protocol -> results/refine.json
     python tests/evaluate.py --markdown            # the README's tables from results/*.json
 
@@ -1167,7 +1167,7 @@ def pets_sweep(
     ious: dict[float, list[float]] = {t: [] for t in THRESHOLDS}
     start = time.perf_counter()
     for _, photo, mask in pets:
-        seg = helpers.segment(loaded, photo, topk=3, **options)
+        seg = helpers.segment(loaded, photo, topk=3, refine=False, **options)
         for t in THRESHOLDS:
             ious[t].append(foreground_iou(helpers.relabel(seg, t) >= 0, mask))
     return ious, (time.perf_counter() - start) / max(1, len(pets))
@@ -1187,9 +1187,9 @@ def coco_sweep(
             continue
         if oracle:
             classes = oracle_classes(predict(loaded, item.photo, _first_size(options)), present, coco.imagenet_of_coco)
-            seg = helpers.segment(loaded, item.photo, class_indices=classes, **options)
+            seg = helpers.segment(loaded, item.photo, class_indices=classes, refine=False, **options)
         else:
-            seg = helpers.segment(loaded, item.photo, topk=3, **options)
+            seg = helpers.segment(loaded, item.photo, topk=3, refine=False, **options)
         for t in THRESHOLDS:
             mapped = imagenet_to_coco_label_map(helpers.relabel(seg, t), coco.coco_of_imagenet)
             pair = coco_pair_ious(mapped, item.labels, item.classes_present, coco.mappable_coco)
@@ -1335,7 +1335,7 @@ def detection_results(loaded: helpers.LoadedModel, options: Mapping[str, object]
 
 
 # --------------------------------------------------------------------------------------------
-# Boxes by object size on the box sets, and the zoom-in second pass (it lost: harness only)
+# Boxes by object size on the box sets; the zoom-in second pass and the refined box (both lost: harness only)
 # --------------------------------------------------------------------------------------------
 
 #: Margin of the zoom-in crop: each side of the first box moves out by this fraction of the box's width
@@ -1427,15 +1427,83 @@ def detect_zoomed(
     return [dataclasses.replace(det, box=boxes[0]) for det, boxes in zip(detections, zoomed, strict=True)]
 
 
+# The box of the refined mask (it lost: harness only). Per detection, a 2-label dense CRF (background vs the
+# detection's class alone, helpers.refine_label_map) on the detection's own normalised map; its box is the largest
+# 8-connected component of the refined mask.
+
+#: CRF unary thresholds (tau) tried for the refined box, chosen on the development sets pooled.
+REFINED_BOX_TAUS = (0.25, 0.3, 0.35, 0.4)
+
+
+def refined_box(label_map: np.ndarray | Tensor, class_index: int) -> Box | None:
+    """The box (pixel edges, exclusive ends) of the largest 8-connected component of ``label_map == class_index``
+    (``label_map``: integer ``[H, W]``, as ``helpers.refine_label_map`` returns; the first of equal areas in scan
+    order), ``(0, 0, W, H)`` when the class fills the map, None when it is absent."""
+    mask = _label_map(label_map, "label_map") == check_int(class_index, "class_index", minimum=0)
+    if not mask.any():
+        return None
+    if mask.all():  # a constant map has no confident region for heatmap_to_bbox
+        return (0.0, 0.0, float(mask.shape[1]), float(mask.shape[0]))
+    return helpers.heatmap_to_bbox(mask.astype(np.uint8), 1.0)
+
+
+def detection_segmentation(detection: helpers.Detection) -> helpers.Segmentation:
+    """A detection as a one-class ``helpers.Segmentation`` for ``helpers.refine_label_map``: its normalised map
+    ``[h, w]`` as the CAM ``[1, h, w]`` and zero per-pixel logits (with one class the logit share is 1, so the
+    CRF's unaries are background ``1 - s`` and the class ``s``, ``s = sigmoid((cam - tau) / temperature)``); the
+    stored label map (``[H, W]``, all background) only carries the photo's size."""
+    if not isinstance(detection, helpers.Detection):
+        raise TypeError(f"detection must be a helpers.Detection, got {type(detection).__name__}")
+    cam = detection.cam.detach().float().cpu()
+    return helpers.Segmentation(
+        np.full(detection.image_size, -1, dtype=np.int64),
+        [(detection.class_index, detection.label, detection.score)],
+        cam[None],
+        torch.zeros(1, *cam.shape),
+    )
+
+
+def refined_boxes(
+    photo: Image.Image,
+    detection: helpers.Detection,
+    taus: Sequence[float] = (helpers.DEFAULT_REFINED_MASK_THRESHOLD,),
+    settings: helpers.CRFSettings | None = None,
+) -> list[Box | None]:
+    """The refined box of one detection of ``photo`` at each CRF unary threshold of ``taus``: the 2-label CRF
+    (background vs the detection's class, :func:`detection_segmentation`; ``settings``: default
+    ``helpers.CRFSettings()``) by ``helpers.refine_label_map``, its box by :func:`refined_box` -> ``[len(taus)]``
+    boxes in photo pixels. No new forward pass."""
+    seg = detection_segmentation(detection)
+    return [
+        refined_box(helpers.refine_label_map(photo, seg, threshold=tau, settings=settings), detection.class_index)
+        for tau in taus
+    ]
+
+
+def detect_refined(
+    loaded: helpers.LoadedModel,
+    photo: Image.Image,
+    topk: int = 5,
+    tau: float = helpers.DEFAULT_REFINED_MASK_THRESHOLD,
+    settings: helpers.CRFSettings | None = None,
+) -> list[helpers.Detection]:
+    """``helpers.detect(loaded, photo, topk)`` with each box replaced by its refined box at ``tau``
+    (:func:`refined_boxes`, one CRF per detection); the maps, scores and instance boxes stay detect's."""
+    detections = helpers.detect(loaded, photo, topk=topk)
+    return [dataclasses.replace(d, box=refined_boxes(photo, d, (tau,), settings)[0]) for d in detections]
+
+
 def size_sweep(
-    loaded: helpers.LoadedModel, samples: Sequence[BoxSample]
-) -> tuple[dict[float, np.ndarray], dict[float, np.ndarray], np.ndarray, float]:
+    loaded: helpers.LoadedModel, samples: Sequence[BoxSample], taus: Sequence[float] = REFINED_BOX_TAUS
+) -> tuple[dict[float, np.ndarray], dict[float, np.ndarray], dict[float, np.ndarray], np.ndarray, float]:
     """Per photo and threshold (:data:`THRESHOLDS`), GT-known hits of today's box (``detect``'s, default
     set-up) and of the zoom-in pass (crop around the first box at the default threshold, its box at each
-    threshold), for the sample's class -> ({t: bool [N]}, {t: bool [N]}, whether the class is the top-1
-    bool [N], s/photo)."""
+    threshold), and per CRF unary threshold of ``taus`` the hits of the refined box (:func:`refined_boxes`,
+    ``helpers.CRFSettings()``), for the sample's class -> ({t: bool [N]}, {t: bool [N]}, {tau: bool [N]},
+    whether the class is the top-1 bool [N], s/photo)."""
     base: list[list[Box | None]] = []
     zoom: list[list[Box | None]] = []
+    refined: list[list[Box | None]] = []
     right = []
     start = time.perf_counter()
     for sample in samples:
@@ -1443,14 +1511,15 @@ def size_sweep(
         (det,) = helpers.detect(loaded, sample.photo, class_indices=[sample.class_index])
         base.append(helpers.cam_to_boxes(det.cam, size, THRESHOLDS))
         zoom.append(zoom_boxes(loaded, sample.photo, [det], THRESHOLDS)[0])
+        refined.append(refined_boxes(sample.photo, det, taus))
         right.append(det.rank == 0)
     seconds = (time.perf_counter() - start) / max(1, len(samples))
     gt = [s.boxes for s in samples]
 
-    def hits(boxes: list[list[Box | None]]) -> dict[float, np.ndarray]:
-        return {t: gt_known_hits([b[i] for b in boxes], gt).numpy() for i, t in enumerate(THRESHOLDS)}
+    def hits(boxes: list[list[Box | None]], keys: Sequence[float]) -> dict[float, np.ndarray]:
+        return {t: gt_known_hits([b[i] for b in boxes], gt).numpy() for i, t in enumerate(keys)}
 
-    return hits(base), hits(zoom), np.array(right, dtype=bool), seconds
+    return hits(base, THRESHOLDS), hits(zoom, THRESHOLDS), hits(refined, taus), np.array(right, dtype=bool), seconds
 
 
 def coco_box_samples(loaded: helpers.LoadedModel, coco: CocoSet) -> list[BoxSample]:
@@ -1471,12 +1540,19 @@ def coco_box_samples(loaded: helpers.LoadedModel, coco: CocoSet) -> list[BoxSamp
 
 
 def size_set_results(
-    base: Mapping[float, np.ndarray], zoom: Mapping[float, np.ndarray], right: np.ndarray, buckets: np.ndarray
+    base: Mapping[float, np.ndarray],
+    zoom: Mapping[float, np.ndarray],
+    right: np.ndarray,
+    buckets: np.ndarray,
+    refined: Mapping[float, np.ndarray] | None = None,
+    tau: float | None = None,
 ) -> dict[str, object]:
     """One set of :func:`sizes_results`: GT-known by size of today's box and of the zoom pass, and the
-    paired difference zoom - today at the default threshold, per bucket."""
+    paired difference zoom - today at the default threshold, per bucket; with ``refined`` ({tau: hits [N]}) and
+    the chosen ``tau``, the same for the refined box (its curve over tau, refined at ``tau`` - today at the
+    default threshold)."""
     default = helpers.DEFAULT_BOX_THRESHOLD
-    return {
+    out: dict[str, object] = {
         "photos": len(buckets),
         "bucket_counts": {b: int((buckets == b).sum()) for b in SIZE_BUCKETS},
         "top1_classification": _interval(right),
@@ -1489,6 +1565,15 @@ def size_set_results(
         "hits_at_default": _bits(base[default]),
         "zoom_hits_at_default": _bits(zoom[default]),
     }
+    if refined is not None:
+        if tau is None or tau not in refined:
+            raise ValueError(f"tau must be one of the refined box's thresholds {sorted(refined)}, got {tau!r}")
+        out["refined_box"] = {
+            "gt_known_by_size": gt_known_by_size(refined, buckets, tau),
+            "difference_at_default": paired_by_size(base[default], refined[tau], buckets),
+        }
+        out["refined_box_hits"] = {t: _bits(h) for t, h in refined.items()}
+    return out
 
 
 def _median_seconds(rows: Mapping[str, Callable[[], object]], repeats: int) -> dict[str, float]:
@@ -1504,12 +1589,17 @@ def _median_seconds(rows: Mapping[str, Callable[[], object]], repeats: int) -> d
     return {name: float(np.median(v)) for name, v in seconds.items()}
 
 
-def zoom_cost(
-    loaded: helpers.LoadedModel, published: helpers.LoadedModel, chihuahua: Image.Image, test: Sequence[BoxSample]
+def box_pass_cost(
+    loaded: helpers.LoadedModel,
+    published: helpers.LoadedModel,
+    chihuahua: Image.Image,
+    test: Sequence[BoxSample],
+    tau: float = helpers.DEFAULT_REFINED_MASK_THRESHOLD,
 ) -> dict[str, object]:
-    """Cost of the zoom pass as multiples of one forward pass of the published classifier (``published``:
-    stride-2 last stage, 224 input, inference mode), all rows round-robin in one run: ``detect`` top-5 on
-    the Chihuahua (median of 7), and ``detect`` top-1 as a mean over ``test`` (one run per photo)."""
+    """Cost of the zoom pass and of the refined boxes (at ``tau``, one CRF per detection) as multiples of one
+    forward pass of the published classifier (``published``: stride-2 last stage, 224 input, inference mode), all
+    rows round-robin in one run: ``detect`` top-5 on the Chihuahua (median of 7), and ``detect`` top-1 as a mean
+    over ``test`` (one run per photo)."""
 
     def forward(photo: Image.Image) -> Tensor:
         with torch.inference_mode():
@@ -1520,16 +1610,19 @@ def zoom_cost(
             "forward (published)": lambda: forward(chihuahua),
             "detect top-5": lambda: helpers.detect(loaded, chihuahua, topk=5),
             "detect top-5 + zoom": lambda: detect_zoomed(loaded, chihuahua, topk=5),
+            "detect top-5 + refined boxes": lambda: detect_refined(loaded, chihuahua, topk=5, tau=tau),
         },
         repeats=7,
     )
-    totals = {"forward (published)": 0.0, "detect top-1": 0.0, "detect top-1 + zoom": 0.0}
+    totals = dict.fromkeys(("forward (published)", "detect top-1", "detect top-1 + zoom", "detect top-1 + refined box"),
+                           0.0)
     for sample in test:
         photo = sample.photo
         rows = {
             "forward (published)": lambda photo=photo: forward(photo),
             "detect top-1": lambda photo=photo: helpers.detect(loaded, photo, topk=1),
             "detect top-1 + zoom": lambda photo=photo: detect_zoomed(loaded, photo, topk=1),
+            "detect top-1 + refined box": lambda photo=photo: detect_refined(loaded, photo, topk=1, tau=tau),
         }
         for name, seconds in _median_seconds(rows, repeats=1).items():
             totals[name] += seconds / len(test)
@@ -1540,6 +1633,35 @@ def zoom_cost(
     }
 
 
+def _wins_on_development(differences: Sequence[Mapping[str, object]]) -> bool:
+    """The keep rule of a box pass: every development set's paired difference over all photos has its interval
+    above 0, and its large-object mean is not below 0 (``differences``: :func:`paired_by_size` per set)."""
+    return bool(differences) and all(
+        d[ALL_PHOTOS]["low"] > 0 and (d["large"] is None or d["large"]["mean"] >= 0) for d in differences
+    )
+
+
+def _pooled_refined_choice(
+    sweeps: Sequence[tuple[Mapping[float, np.ndarray], Mapping[float, np.ndarray], np.ndarray]],
+) -> dict[str, object]:
+    """The refined box's tau, chosen on development sets pooled: ``sweeps`` holds per set (today's hits {t: [N]},
+    the refined hits {tau: [N]}, buckets [N]) -> {chosen_tau: the highest pooled GT-known (lowest on ties),
+    pooled_dev_gt_known_by_tau, pooled_dev_difference: refined at it - today at the default, by bucket, paired}."""
+    if not sweeps:
+        raise ValueError("the refined box's tau needs at least one development set")
+    taus = sorted(sweeps[0][1])
+    pooled = {t: np.concatenate([refined[t] for _, refined, _ in sweeps]) for t in taus}
+    tau = choose_threshold(pooled)
+    today = np.concatenate([base[helpers.DEFAULT_BOX_THRESHOLD] for base, _, _ in sweeps])
+    buckets = np.concatenate([b for _, _, b in sweeps])
+    return {
+        "chosen_tau": tau,
+        "pooled_dev_gt_known_by_tau": {t: float(h.mean()) for t, h in pooled.items()},
+        "pooled_dev_photos": int(today.shape[0]),
+        "pooled_dev_difference": paired_by_size(today, pooled[tau], buckets),
+    }
+
+
 def sizes_results(loaded: helpers.LoadedModel, data: Path, published: helpers.LoadedModel | None = None) -> dict:
     """Boxes by object size (``python tests/evaluate.py --sizes``, written to ``tests/results/sizes.json``).
 
@@ -1547,7 +1669,9 @@ def sizes_results(loaded: helpers.LoadedModel, data: Path, published: helpers.Lo
     size: (photo, COCO class) pairs with the oracle ImageNet class, :func:`coco_box_samples`) and
     ``imagenet_val`` (test, full size: report only). Missing sets are skipped. Buckets by the largest
     ground-truth box: small < 0.1 <= medium < 0.4 <= large (fraction of the photo). With ``published``
-    (the stride-2 classifier) the zoom pass's cost is measured too (:func:`zoom_cost`).
+    (the stride-2 classifier) the cost of the zoom pass and of the refined boxes is measured too
+    (:func:`box_pass_cost`). The refined box (:func:`refined_boxes`, ``helpers.CRFSettings()``) is read at each
+    tau of :data:`REFINED_BOX_TAUS`; tau is chosen on the development sets pooled, the test set only reports.
 
     Schema of ``results`` (the JSON's ``results`` key; thresholds are string keys in the JSON)::
 
@@ -1565,11 +1689,18 @@ def sizes_results(loaded: helpers.LoadedModel, data: Path, published: helpers.Lo
             }}                                  an empty bucket: photos 0, the rest null
             zoom: {gt_known_by_size: as above, for the zoom pass's box;
                    difference_at_default: {bucket | "all": {mean, low, high} paired, zoom - today, or null}}
+            refined_box: {gt_known_by_size: as above over tau (gt_known at the chosen tau);
+                   difference_at_default: as zoom's, refined at the chosen tau - today at the default}
             buckets: "slm..." (bucket initial per photo);  hits_at_default, zoom_hits_at_default: "0101..."
+            refined_box_hits: {tau: "0101..."}
         }}
         cost (with published): {chihuahua_top5_x_forward: {row: x}, test_top1_x_forward: {row: x}, forward_ms}
         zoom_decision: {wins_on_dev: bool (every development set's "all" interval above 0, "large" not
             below 0), top5_x_forward, within_budget, kept: bool}
+        refined_box_decision: {taus; chosen_tau (highest pooled development GT-known, lowest on ties);
+            pooled_dev_gt_known_by_tau: {tau: GT-known}; pooled_dev_photos;  pooled_dev_difference: {bucket |
+            "all": {mean, low, high} paired, refined - today}; wins_on_dev (zoom's rule); top5_x_forward,
+            within_budget (with published); kept: bool; settings: helpers.CRFSettings() as a dict}
     """
     results: dict[str, object] = {
         "thresholds": list(THRESHOLDS),
@@ -1589,25 +1720,37 @@ def sizes_results(loaded: helpers.LoadedModel, data: Path, published: helpers.Lo
     if (data / "coco_seg" / "annotations.json").is_file():
         role = "development (full size; (photo, COCO class) pairs, oracle ImageNet class)"
         sets["coco_seg_oracle"] = role, coco_box_samples(loaded, load_coco(data / "coco_seg"))
+    sweeps = {}
+    for name, (_, samples) in sets.items():
+        base, zoom, refined, right, seconds = size_sweep(loaded, samples)
+        sweeps[name] = base, zoom, refined, right, size_buckets(samples), seconds
+    development = [name for name, (role, _) in sets.items() if role.startswith("development")]
+    choice: dict[str, object] = {"chosen_tau": helpers.DEFAULT_REFINED_MASK_THRESHOLD}  # no development set
+    if development:
+        choice = _pooled_refined_choice([(sweeps[n][0], sweeps[n][2], sweeps[n][4]) for n in development])
+    tau = choice["chosen_tau"]
     results["sets"] = {}
-    for name, (role, samples) in sets.items():
-        base, zoom, right, seconds = size_sweep(loaded, samples)
-        results["sets"][name] = size_set_results(base, zoom, right, size_buckets(samples)) | {
-            "role": role,
+    for name, (base, zoom, refined, right, buckets, seconds) in sweeps.items():
+        results["sets"][name] = size_set_results(base, zoom, right, buckets, refined, tau) | {
+            "role": sets[name][0],
             "seconds_per_photo": seconds,
         }
-    development = [s for s in results["sets"].values() if s["role"].startswith("development")]
-    differences = [s["zoom"]["difference_at_default"] for s in development]
-    wins = bool(differences) and all(
-        d[ALL_PHOTOS]["low"] > 0 and (d["large"] is None or d["large"]["mean"] >= 0) for d in differences
+    zoom_wins = _wins_on_development([results["sets"][n]["zoom"]["difference_at_default"] for n in development])
+    refined_wins = _wins_on_development(
+        [results["sets"][n]["refined_box"]["difference_at_default"] for n in development]
     )
-    decision: dict[str, object] = {"wins_on_dev": wins}
+    decision: dict[str, object] = {"wins_on_dev": zoom_wins}
+    refined_decision: dict[str, object] = {"taus": list(REFINED_BOX_TAUS), **choice, "wins_on_dev": refined_wins}
     if published is not None and "imagenet_val" in sets:
         chihuahua = helpers.load_image(ROOT / "Chihuahua.jpg")
-        results["cost"] = zoom_cost(loaded, published, chihuahua, sets["imagenet_val"][1])
-        ratio = results["cost"]["chihuahua_top5_x_forward"]["detect top-5 + zoom"]
-        decision |= {"top5_x_forward": ratio, "within_budget": ratio <= DETECT_BUDGET_X_FORWARD}
-    decision["kept"] = wins and bool(decision.get("within_budget", False))
+        results["cost"] = box_pass_cost(loaded, published, chihuahua, sets["imagenet_val"][1], tau)
+        top5 = results["cost"]["chihuahua_top5_x_forward"]
+        for entry, row in ((decision, "detect top-5 + zoom"), (refined_decision, "detect top-5 + refined boxes")):
+            entry |= {"top5_x_forward": top5[row], "within_budget": top5[row] <= DETECT_BUDGET_X_FORWARD}
+    for entry in (decision, refined_decision):
+        entry["kept"] = entry["wins_on_dev"] and bool(entry.get("within_budget", False))
+    refined_decision["settings"] = dataclasses.asdict(helpers.CRFSettings())
+    results["refined_box_decision"] = refined_decision
     results["zoom_decision"] = decision
     return results
 
@@ -1628,38 +1771,6 @@ REFINE_THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(4, 11))
 PLAIN = "plain"
 #: The most forward passes of the published classifier ``segment`` top-3 may cost (issue 15).
 SEGMENT_BUDGET_X_FORWARD = 4.0
-#: The fully connected CRF of ``pydensecrf2`` (not a requirement), measured once by the issue's scratch protocol
-#: on the same items with the same unaries, copied here: DenseCRF2D at full resolution, Gaussian sxy 3 compat 3,
-#: bilateral sxy 80 srgb 13 compat 10, 5 iterations, unary sigmoid((cam - tau) / 0.1), tau 0.2 / 0.3 / 0.4
-#: chosen by the same 5-fold cross-validation (seed 0) on the pooled Pets + COCO-oracle items.
-PYDENSECRF2_REFERENCE: dict[str, object] = {
-    "note": "pydensecrf2 reference, copied from the scratch protocol of issue 15 (not rerun by this harness: "
-    "pydensecrf2 builds from source); 'scratch_torch' is the torch CRF of that protocol before it moved into "
-    "helpers (bilateral grid, 128 px long side), paired against pydensecrf2 on the same items and folds",
-    "settings": {"gaussian_sxy_px": 3, "gaussian_compat": 3, "bilateral_sxy_px": 80, "bilateral_srgb": 13,
-                 "bilateral_compat": 10, "iterations": 5, "temperature": 0.1, "thresholds": [0.2, 0.3, 0.4]},
-    "plain": {"cv": {"mean": 0.2053, "low": 0.1764, "high": 0.2339},
-              "cv_pets_seg": {"mean": 0.5818, "low": 0.5205, "high": 0.6462},
-              "cv_coco_seg_oracle": {"mean": 0.1672, "low": 0.1423, "high": 0.1931}},
-    "pydensecrf2": {"cv": {"mean": 0.2189, "low": 0.1868, "high": 0.2509},
-                    "cv_pets_seg": {"mean": 0.6631, "low": 0.5859, "high": 0.7395},
-                    "cv_coco_seg_oracle": {"mean": 0.1739, "low": 0.146, "high": 0.2039},
-                    "cv_choices": [0.3, 0.3, 0.3, 0.3, 0.3], "chosen": 0.3,
-                    "coco_seg_top3": {"mean": 0.087, "low": 0.0638, "high": 0.1115},
-                    "seconds_per_photo": {"pets_seg": 0.956, "coco_seg_oracle": 1.091}},
-    "pydensecrf2_minus_plain_cv": {"pooled": {"mean": 0.0136, "low": 0.0062, "high": 0.0209},
-                                   "pets_seg": {"mean": 0.0814, "low": 0.04, "high": 0.1281},
-                                   "coco_seg_oracle": {"mean": 0.0067, "low": 0.0004, "high": 0.0135}},
-    "pydensecrf2_minus_plain_coco_seg_top3": {"mean": 0.0051, "low": 0.0009, "high": 0.009},
-    "scratch_torch_minus_pydensecrf2_cv": {"pooled": {"mean": -0.0028, "low": -0.006, "high": 0.0003},
-                                           "pets_seg": {"mean": -0.023, "low": -0.0496, "high": 0.0007},
-                                           "coco_seg_oracle": {"mean": -0.0008, "low": -0.0033, "high": 0.0016}},
-    "scratch_torch_minus_pydensecrf2_issue_settings_tau_0.3": {
-        "pets_seg": {"mean": -0.0081, "low": -0.0179, "high": 0.0026},
-        "coco_seg_oracle": {"mean": -0.003, "low": -0.0078, "high": 0.0014},
-        "coco_seg_top3": {"mean": 0.0012, "low": -0.0011, "high": 0.0035},
-    },
-}  # fmt: skip
 
 #: A protocol key: (``PLAIN`` or a :data:`REFINE_GRID` name, mask threshold).
 MaskKey = tuple[str, float]
@@ -1848,8 +1959,8 @@ def refine_run(loaded: helpers.LoadedModel, data: Path, published: helpers.Loade
         coco_seg_top3: {plain, refined, refined_minus_plain: {mean, low, high}}
         seconds: {segment: s/photo (plain), refine: s per refine_label_map call}
         cost (with published): {row: multiple of a forward pass}, segment top-3 on the Chihuahua
-        decision: {wins_beyond_interval, within_budget, refined_default: helpers' segment default}
-        reference: PYDENSECRF2_REFERENCE (copied numbers, not rerun)
+        decision: {wins_beyond_interval, within_budget, refined_default: helpers' segment default,
+                   defaults_are_chosen: helpers' CRF and threshold defaults are the chosen ones}
     """
     pets = load_pets(data / "pets_seg") if (data / "pets_seg").is_dir() else []
     coco = load_coco(data / "coco_seg") if (data / "coco_seg" / "annotations.json").is_file() else None
@@ -1871,8 +1982,14 @@ def refine_run(loaded: helpers.LoadedModel, data: Path, published: helpers.Loade
         decision["within_budget"] = results["cost"]["segment top-3, refined"] <= SEGMENT_BUDGET_X_FORWARD
     signature = inspect.signature(helpers.segment).parameters.get("refine")
     decision["refined_default"] = None if signature is None else signature.default
+    # helpers' defaults are what this protocol chose: CRFSettings() with DEFAULT_REFINED_MASK_THRESHOLD, and the
+    # plain masks at DEFAULT_MASK_THRESHOLD.
+    decision["defaults_are_chosen"] = (
+        settings[chosen[1][0]] == helpers.CRFSettings()
+        and math.isclose(chosen[1][1], helpers.DEFAULT_REFINED_MASK_THRESHOLD)
+        and math.isclose(chosen[0][1], helpers.DEFAULT_MASK_THRESHOLD)
+    )
     results["decision"] = decision
-    results["reference"] = PYDENSECRF2_REFERENCE
     return results
 
 
@@ -1952,7 +2069,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--detection", action="store_true", help="AP@0.5 and CorLoc, one box per class against several (defaults)"
     )
     parser.add_argument(
-        "--sizes", action="store_true", help="boxes by object size and the zoom-in pass (-> sizes.json)"
+        "--sizes", action="store_true", help="boxes by object size, the zoom pass and the refined box (-> sizes.json)"
     )
     parser.add_argument(
         "--refine", action="store_true", help="the CRF refinement's protocol against the plain masks (-> refine.json)"
@@ -2138,34 +2255,45 @@ def _ci_or_dash(d: Mapping[str, float] | None, percent: bool = True, signed: boo
 
 def sizes_markdown(results: Mapping[str, object]) -> str:
     """The tables of a ``--sizes`` run (its ``results``): per set, GT-known by object size at the default
-    threshold, the best threshold of each bucket, the oracle ceiling and the zoom pass's paired difference."""
+    threshold, the best threshold of each bucket, the oracle ceiling and the paired differences of the zoom pass
+    and of the refined box (at the chosen tau) against today's box."""
     default = results["default_threshold"]
+    refined = results.get("refined_box_decision", {})
+    tau = refined.get("chosen_tau")
     lines = []
     for name, s in results["sets"].items():
         lines += [
             f"{name} ({s['role']}, {s['photos']} photos)",
             "",
             f"| object size | photos | GT-known at {default} (default) | best threshold: GT-known "
-            "| per-photo oracle | zoom - today (paired) |",
-            "|---|---|---|---|---|---|",
+            f"| per-photo oracle | zoom - today (paired) | refined box at {tau} - today (paired) |",
+            "|---|---|---|---|---|---|---|",
         ]
+        refined_difference = s.get("refined_box", {}).get("difference_at_default", {})
         for bucket in (*SIZE_BUCKETS, ALL_PHOTOS):
             e, d = s["gt_known_by_size"][bucket], s["zoom"]["difference_at_default"][bucket]
             if not e["photos"]:
-                lines.append(f"| {bucket} | 0 | | | | |")
+                lines.append(f"| {bucket} | 0 | | | | | |")
                 continue
             lines.append(
                 f"| {bucket} | {e['photos']} | {ci_text(e['gt_known'])} "
                 f"| {e['best_threshold']}: {e['best_gt_known']:.1%} | {ci_text(e['oracle'])} "
-                f"| {_ci_or_dash(d, signed=True)} |"
+                f"| {_ci_or_dash(d, signed=True)} | {_ci_or_dash(refined_difference.get(bucket), signed=True)} |"
             )
         lines.append("")
-    decision = results.get("zoom_decision", {})
-    if "top5_x_forward" in decision:
+    for label, decision in (("Zoom pass", results.get("zoom_decision", {})), ("Refined box", refined)):
+        if "top5_x_forward" in decision:
+            lines.append(
+                f"{label}: detect top-5 costs {decision['top5_x_forward']:.1f} forward passes "
+                f"(budget {DETECT_BUDGET_X_FORWARD:g}); wins on development photos: {decision['wins_on_dev']}; "
+                f"kept: {decision['kept']}."
+            )
+    if "pooled_dev_difference" in refined:
         lines.append(
-            f"Zoom pass: detect top-5 costs {decision['top5_x_forward']:.1f} forward passes "
-            f"(budget {DETECT_BUDGET_X_FORWARD:g}); wins on development photos: {decision['wins_on_dev']}; "
-            f"kept: {decision['kept']}."
+            f"Refined box: tau {tau} chosen among {refined['taus']} on the development sets pooled "
+            f"({refined['pooled_dev_photos']} pairs): refined - today "
+            f"{ci_text(refined['pooled_dev_difference'][ALL_PHOTOS], signed=True)}, large objects "
+            f"{_ci_or_dash(refined['pooled_dev_difference']['large'], signed=True)}."
         )
     return "\n".join(lines)
 
@@ -2191,13 +2319,6 @@ def refine_markdown(results: Mapping[str, object]) -> str:
         f"| {_ci_or_dash(diff.get('pets_seg'), False, True)} | {_ci_or_dash(diff.get('coco_seg_oracle'), False, True)} "
         f"| {_ci_or_dash(top3.get('refined_minus_plain'), False, True)} | |"
     )
-    reference = results.get("reference", {}).get("pydensecrf2")
-    if reference:
-        lines.append(
-            f"| pydensecrf2 (reference, copied) | {ci_text(reference['cv'], False)} "
-            f"| {ci_text(reference['cv_pets_seg'], False)} | {ci_text(reference['cv_coco_seg_oracle'], False)} "
-            f"| {ci_text(reference['coco_seg_top3'], False)} | issue's settings at {reference['chosen']} |"
-        )
     folds = ", ".join(f"{c['setting']} at {c['threshold']}" for c in refined["cv_choices"])
     lines += ["", f"Refined choice per fold: {folds}."]
     return "\n".join(lines)

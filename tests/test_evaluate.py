@@ -241,15 +241,6 @@ def test_max_box_acc_v2_is_mean_of_three_max_box_acc():
 # --------------------------------------------------------------------------------------------
 
 
-def two_blobs() -> np.ndarray:
-    """A 10 x 12 map: a big plateau of 0.6 (rows 1-5, cols 1-6, 30 px) and a small peak region
-    of 1.0 (rows 7-8, cols 9-10, 4 px); everything else 0."""
-    heatmap = np.zeros((10, 12))
-    heatmap[1:6, 1:7] = 0.6
-    heatmap[7:9, 9:11] = 1.0
-    return heatmap
-
-
 @pytest.mark.parametrize(
     ("rule", "expected"),
     [
@@ -258,15 +249,15 @@ def two_blobs() -> np.ndarray:
         ("union", (1.0, 1.0, 11.0, 9.0)),  # around both
     ],
 )
-def test_box_rules_hand_built(rule, expected):
+def test_box_rules_hand_built(rule, expected, two_blobs):
     box_of = evaluate.BOX_OF[rule]
-    assert box_of(two_blobs(), 0.5) == expected
-    assert box_of(torch.from_numpy(two_blobs()), 0.5) == expected
+    assert box_of(two_blobs, 0.5) == expected
+    assert box_of(torch.from_numpy(two_blobs), 0.5) == expected
     # Above 0.6 only the peak region is left: every rule gives its box.
-    assert box_of(two_blobs(), 0.7) == (9.0, 7.0, 11.0, 9.0)
+    assert box_of(two_blobs, 0.7) == (9.0, 7.0, 11.0, 9.0)
     assert box_of(np.zeros((4, 4)), 0.5) is None and box_of(np.full((4, 4), np.nan), 0.5) is None
     with pytest.raises(ValueError, match=r"threshold must be in \(0, 1\]"):
-        box_of(two_blobs(), 0.0)
+        box_of(two_blobs, 0.0)
 
 
 def test_union_box_holds_the_largest_and_the_peak_component_on_the_chihuahua(lite, chihuahua):

@@ -1,5 +1,6 @@
-"""Boxes by object size and the zoom-in second pass of the harness (tests/evaluate.py): hand-built cases
-whose answers are known, and a stand-in "classifier" whose Grad-CAM is known. No real model."""
+"""Boxes by object size, the zoom-in second pass and the box of the refined mask in the harness
+(tests/evaluate.py): hand-built cases whose answers are known, and a stand-in "classifier" whose Grad-CAM is
+known. No real model."""
 
 import json
 import sys
@@ -249,6 +250,104 @@ def test_detect_zoomed_replaces_only_the_box(fixed):
     assert [d.box for d in zoomed] == [b[0] for b in expected]
 
 
+# ---- the box of the refined mask ------------------------------------------------------------
+
+
+def test_refined_box_takes_the_largest_8_connected_component():
+    label_map = np.full((8, 8), -1)
+    label_map[0:2, 0:2] = 5  # a 2x2 block ...
+    for i in (2, 3, 4):
+        label_map[i, i] = 5  # ... and a diagonal chain: 7 pixels together, only through corners
+    label_map[7, 2:8] = 5  # 6 pixels in a row: the largest piece under 4-connectivity
+    label_map[0:4, 4:8] = 3  # another class, larger than both
+    assert evaluate.refined_box(label_map, 5) == (0.0, 0.0, 5.0, 5.0)
+    assert evaluate.refined_box(torch.from_numpy(label_map), 3) == (4.0, 0.0, 8.0, 4.0)
+
+
+def test_refined_box_whole_map_and_absent_class():
+    assert evaluate.refined_box(np.full((3, 5), 2), 2) == (0.0, 0.0, 5.0, 3.0)  # a constant map: the whole photo
+    assert evaluate.refined_box(np.full((3, 5), -1), 2) is None
+    assert evaluate.refined_box(np.array([[1, 2], [2, 2]]), 1) == (0.0, 0.0, 1.0, 1.0)
+
+
+def test_refined_box_bad_input():
+    with pytest.raises(ValueError, match=r"\[H, W\]"):
+        evaluate.refined_box(np.zeros((2, 2, 2), dtype=int), 0)
+    with pytest.raises(TypeError, match="integers"):
+        evaluate.refined_box(np.zeros((2, 2)), 0)
+
+
+def test_refined_boxes_follow_the_photos_edges(fixed):
+    # The map is one hot 4x4 cell, so today's box is a blob around the square that grows as the threshold falls
+    # (75..225 at 0.25: the bilinear peak falls linearly over one 100 px cell); the CRF's mask is the red square.
+    photo = red_square()
+    (det,) = helpers.detect(fixed, photo, class_indices=[0])
+    taus = (0.25, 0.4)
+    assert helpers.cam_to_boxes(det.cam, (400, 400), taus) == [(75.0, 75.0, 225.0, 225.0), (90.0, 90.0, 210.0, 210.0)]
+    assert evaluate.refined_boxes(photo, det, taus) == [(100.0, 100.0, 200.0, 200.0)] * 2
+
+
+def test_refined_boxes_without_pairwise_terms_are_todays_boxes(fixed):
+    # With both pairwise weights 0 the CRF is its unaries, whose argmax is the map above tau; on a photo no larger
+    # than the CRF's working size that is today's box at tau (no ties: tau is no value of this map).
+    photo = red_square(64, (16, 16, 32, 32))
+    (det,) = helpers.detect(fixed, photo, class_indices=[0])
+    off = helpers.CRFSettings(gaussian_weight=0.0, bilateral_weight=0.0)
+    taus = (0.3, 0.45)
+    assert evaluate.refined_boxes(photo, det, taus, off) == helpers.cam_to_boxes(det.cam, (64, 64), taus)
+    assert evaluate.refined_boxes(photo, det, taus) == [(16.0, 16.0, 32.0, 32.0)] * 2
+
+
+def test_detection_segmentation_holds_the_detections_map(fixed):
+    photo = red_square()
+    (det,) = helpers.detect(fixed, photo, class_indices=[7])
+    seg = evaluate.detection_segmentation(det)
+    assert seg.label_map.shape == (400, 400) and (seg.label_map == -1).all()
+    assert torch.equal(seg.cams_low[0], det.cam) and not seg.logits_low.any()
+    assert seg.classes == [(7, det.label, det.score)]
+    with pytest.raises(TypeError, match="Detection"):
+        evaluate.detection_segmentation(seg)
+
+
+def test_detect_refined_replaces_only_the_box(fixed):
+    photo = red_square()
+    first = helpers.detect(fixed, photo, topk=2)
+    refined = evaluate.detect_refined(fixed, photo, topk=2, tau=0.3)
+    assert [(d.class_index, d.score, d.boxes) for d in refined] == [(d.class_index, d.score, d.boxes) for d in first]
+    assert [d.box for d in refined] == [evaluate.refined_boxes(photo, d, (0.3,))[0] for d in first]
+    assert refined[0].box == (100.0, 100.0, 200.0, 200.0) != first[0].box
+
+
+def test_pooled_refined_choice_pools_the_development_sets():
+    # Set A alone prefers tau 0.25 (2/2 against 0/2), pooled with set B tau 0.3 wins (3/6 against 2/6).
+    a = ({0.25: np.array([1, 0], bool)}, {0.25: np.array([1, 1], bool), 0.3: np.array([0, 0], bool)},
+         np.array(["small", "large"]))
+    b = ({0.25: np.array([0, 0, 1, 0], bool)},
+         {0.25: np.array([0, 0, 0, 0], bool), 0.3: np.array([1, 1, 1, 0], bool)}, np.array(["large"] * 4))
+    out = evaluate._pooled_refined_choice([a, b])
+    assert out["chosen_tau"] == 0.3
+    assert out["pooled_dev_gt_known_by_tau"] == pytest.approx({0.25: 2 / 6, 0.3: 3 / 6})
+    assert out["pooled_dev_photos"] == 6
+    # refined at 0.3 - today, photo by photo: [-1, 0] and [1, 1, 0, 0]
+    difference = out["pooled_dev_difference"]
+    assert difference["all"]["mean"] == pytest.approx(1 / 6)
+    assert difference["small"] == {"mean": -1.0, "low": -1.0, "high": -1.0}
+    assert difference["large"]["mean"] == pytest.approx(2 / 5)
+    tie = ({0.25: np.array([0, 1], bool)}, {0.25: np.array([1, 0], bool), 0.3: np.array([0, 1], bool)},
+           np.array(["large", "large"]))
+    assert evaluate._pooled_refined_choice([tie])["chosen_tau"] == 0.25  # a tie: the lowest
+
+
+def test_wins_on_development_needs_every_set_above_zero_and_large_not_below():
+    up = {"all": {"mean": 0.05, "low": 0.01, "high": 0.09}, "large": {"mean": 0.0, "low": -0.01, "high": 0.01}}
+    noise = {"all": {"mean": 0.05, "low": -0.01, "high": 0.1}, "large": None}
+    large_down = {"all": {"mean": 0.05, "low": 0.01, "high": 0.09}, "large": {"mean": -0.01, "low": -0.02, "high": 0}}
+    assert evaluate._wins_on_development([up])
+    assert not evaluate._wins_on_development([up, noise])
+    assert not evaluate._wins_on_development([large_down])
+    assert not evaluate._wins_on_development([])
+
+
 def _box_set(root: Path, photos: list[tuple[Image.Image, list]]) -> None:
     (root / "images").mkdir(parents=True)
     entries = []
@@ -281,4 +380,21 @@ def test_sizes_results_end_to_end_on_hand_built_sets(fixed, tmp_path):
     assert dev["gt_known_by_size"]["all"]["gt_known"]["mean"] == pytest.approx(np.mean(today))
     assert results["sets"]["imagenet_val"]["bucket_counts"]["large"] == 1
     assert results["zoom_decision"]["kept"] is False  # no cost measured: never kept
+    # The refined box: tau is the best of the development set's hits (lowest on ties); the test set only reports.
+    decision = results["refined_box_decision"]
+    refined_hits = {float(t): [int(h) for h in bits] for t, bits in dev["refined_box_hits"].items()}
+    assert sorted(refined_hits) == list(evaluate.REFINED_BOX_TAUS)
+    best = max(np.mean(v) for v in refined_hits.values())
+    tau = decision["chosen_tau"]
+    assert tau == min(t for t, v in refined_hits.items() if np.mean(v) == best)
+    # Both photos' CRF masks are the red regions, whose boxes are the ground truth: every tau hits both.
+    assert refined_hits == {t: [1, 1] for t in evaluate.REFINED_BOX_TAUS} and tau == 0.25
+    difference = dev["refined_box"]["difference_at_default"]
+    assert difference["all"]["mean"] == pytest.approx(np.mean(np.subtract(refined_hits[tau], today)))
+    assert decision["pooled_dev_difference"] == difference  # one development set: the pool is that set
+    assert dev["refined_box"]["gt_known_by_size"]["small"]["curve"] == {t: 1.0 for t in evaluate.REFINED_BOX_TAUS}
+    assert "refined_box" in results["sets"]["imagenet_val"]
+    assert decision["kept"] is False and "top5_x_forward" not in decision  # no cost measured: never kept
+    table = evaluate.sizes_markdown(results)
+    assert f"refined box at {tau} - today (paired)" in table
     json.dumps(evaluate._jsonable(results, "results"))  # writable as JSON

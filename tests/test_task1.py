@@ -626,19 +626,10 @@ def test_detect_scores_come_from_the_first_unflipped_view(lite, chihuahua):
 # --------------------------------------------------------------------------------------------
 
 
-def two_blobs() -> np.ndarray:
-    """A 10 x 12 map: a big plateau of 0.6 (rows 1-5, cols 1-6, 30 px) and a small peak region
-    of 1.0 (rows 7-8, cols 9-10, 4 px); everything else 0."""
-    heatmap = np.zeros((10, 12))
-    heatmap[1:6, 1:7] = 0.6
-    heatmap[7:9, 9:11] = 1.0
-    return heatmap
-
-
-def test_heatmap_to_bbox_is_the_largest_component_hand_built():
-    assert helpers.heatmap_to_bbox(two_blobs(), 0.5) == (1.0, 1.0, 7.0, 6.0)  # the 30 px plateau, not the peak
+def test_heatmap_to_bbox_is_the_largest_component_hand_built(two_blobs):
+    assert helpers.heatmap_to_bbox(two_blobs, 0.5) == (1.0, 1.0, 7.0, 6.0)  # the 30 px plateau, not the peak
     # Above 0.6 only the peak region is left.
-    assert helpers.heatmap_to_bbox(two_blobs(), 0.7) == (9.0, 7.0, 11.0, 9.0)
+    assert helpers.heatmap_to_bbox(two_blobs, 0.7) == (9.0, 7.0, 11.0, 9.0)
 
 
 def test_cam_to_boxes_matches_upsample_then_box():
