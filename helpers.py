@@ -107,7 +107,7 @@ DEFAULT_REFINED_MASK_THRESHOLD = 0.35
 DEFAULT_INPUT_SIZES = (224,)
 DEFAULT_FLIP = False
 #: load_model(): the last convolutional stage at stride 1 with dilated convolutions (14x14 maps for
-#: a 224 input; the one technique that won beyond the noise).
+#: a 224 input; the one technique that won beyond the noise for both boxes and masks).
 DEFAULT_DILATED = True
 #: The instance boxes (Detection.boxes): one box per peak, its region at this fraction of the peak's own height
 #: (see peak_boxes), chosen by AP@0.5 on the COCO photos with oracle classes (tests/results/detection.json). Kept

@@ -21,7 +21,8 @@
 # This notebook turns the classifier, with **no training and no new parameters**, into
 #
 # * a **detector** (Task 1): Grad-CAM heatmaps from the activations and class gradients of `layer4`, thresholded into boxes;
-# * a **segmenter** (Task 2): class activation maps (CAM) from the same activations and the FC weights, upsampled and thresholded into a multi-class mask.
+# * a **segmenter** (Task 2): class activation maps (CAM) from the same activations and the FC weights, upsampled and thresholded into a multi-class mask;
+#   beyond the sheet, a dense CRF makes those masks follow the photo's edges (2.6).
 #
 # All the code lives in small, tested functions in [`helpers.py`](helpers.py); the cells below call them.
 #
@@ -33,7 +34,7 @@
 # its last stage gives 1280 × 7 × 7 features where ResNet-50's `layer4` gives 2048 × 7 × 7. By default
 # `load_model` runs that last stage at stride 1 with dilated convolutions (the same weights; for ResNet-50 exactly
 # torchvision's `replace_stride_with_dilation=[False, False, True]`), which doubles the grid to 14 × 14: the one
-# change that measurably improved the boxes and masks (section *How good is it?*).
+# change that measurably improved both the boxes and the masks (section *How good is it?*).
 # Run with `EXERCISE3_MODEL=resnet50` to use ResNet-50 (see the README). All written conclusions are
 # printed from numbers the notebook computes, so they stay true whichever model ran.
 
