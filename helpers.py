@@ -60,19 +60,19 @@ from torchvision.models import ResNet50_Weights
 __all__ = [  # the public names: what the notebook, the README and tests/evaluate.py use
     "CRF_UPSAMPLE_COLUMNS", "DEFAULT_BOX_THRESHOLD", "DEFAULT_DILATED", "DEFAULT_FLIP", "DEFAULT_GROUPS",
     "DEFAULT_INPUT_SIZES", "DEFAULT_INSTANCE_THRESHOLD", "DEFAULT_MASK_THRESHOLD", "DEFAULT_MIN_PEAK", "DEFAULT_REFINE",
-    "DEFAULT_REFINED_MASK_THRESHOLD",
-    "GROUP_LABELS", "HUB_REPO", "HUB_WEIGHTS", "INPUT_SIZE", "MAX_BOX_MAP_PIXELS", "MAX_INSTANCE_MAP_PIXELS",
-    "MAX_LATTICE_KEY", "MODEL_NAMES", "NUM_CLASSES", "RESNET50_CHECKPOINT", "ActivationRecorder", "Box", "CRFSettings",
-    "ClassGroups", "ClassHierarchy", "Detection", "ImageInput", "LayerRecorder", "LoadedModel",
-    "OfflineFallbackWarning", "Segmentation", "TopK", "best_iou", "blend_segmentation", "box_iou", "calculate_cam",
-    "calculate_grad_cam", "cam_to_boxes", "cam_to_instances", "cams_to_masks", "check_class_indices", "check_fraction",
-    "check_int", "check_threshold", "check_topk", "class_colors", "class_groups", "describe_model", "detect",
-    "dilate_lite_last_stage", "dilate_resnet_layer4", "draw_box_outline", "draw_boxes", "format_probability",
-    "grad_cam_weights", "grad_cams", "group_probabilities", "heatmap_correlation", "heatmap_to_bbox",
-    "heatmap_to_boxes", "imagenet_groups", "label_map_by_logit", "load_hierarchy", "load_image", "load_model",
-    "normalize_heatmap", "offline_hub_requirements", "peak_boxes", "peak_position", "plot_detections",
-    "plot_segmentation", "refine_label_map", "relabel", "resnet50_architecture", "segment",
-    "segmentation_legend", "show_detection", "to_rgb", "top_groups", "upsample_cams", "wrap_resnet",
+    "DEFAULT_REFINED_MASK_THRESHOLD", "GROUP_LABELS", "HUB_REPO", "HUB_WEIGHTS", "INPUT_SIZE", "MAX_BOX_MAP_PIXELS",
+    "MAX_CRF_LONG_SIDE", "MAX_INSTANCE_MAP_PIXELS", "MAX_LATTICE_KEY", "MODEL_NAMES", "NUM_CLASSES",
+    "RESNET50_CHECKPOINT", "ActivationRecorder", "Box", "CRFSettings", "ClassGroups", "ClassHierarchy", "Detection",
+    "ImageInput", "LayerRecorder", "LoadedModel", "OfflineFallbackWarning", "Segmentation", "TopK", "best_iou",
+    "blend_segmentation", "box_iou", "calculate_cam", "calculate_grad_cam", "cam_to_boxes", "cam_to_instances",
+    "cams_to_masks", "check_class_indices", "check_fraction", "check_int", "check_real", "check_threshold",
+    "check_topk", "class_colors", "class_groups", "describe_model", "detect", "dilate_lite_last_stage",
+    "dilate_resnet_layer4", "draw_box_outline", "draw_boxes", "format_probability", "grad_cam_weights", "grad_cams",
+    "group_probabilities", "heatmap_correlation", "heatmap_to_bbox", "heatmap_to_boxes", "imagenet_groups",
+    "label_map_by_logit", "load_hierarchy", "load_image", "load_model", "normalize_heatmap", "offline_hub_requirements",
+    "peak_boxes", "peak_position", "plot_detections", "plot_segmentation", "refine_label_map", "relabel",
+    "resnet50_architecture", "segment", "segmentation_legend", "show_detection", "to_rgb", "top_groups",
+    "upsample_cams", "wrap_resnet",
 ]
 
 # ==== Constants =====================================================================================================
@@ -126,6 +126,8 @@ MAX_INSTANCE_MAP_PIXELS = 2**14
 DEFAULT_REFINE = True
 #: The CRF's label probabilities are upsampled to the photo this many output columns at a time (bounds the memory).
 CRF_UPSAMPLE_COLUMNS = 1024
+#: CRFSettings.long_side at most (the CRF's work grows with its square; the default is 128).
+MAX_CRF_LONG_SIDE = 1024
 #: Permutohedral lattice keys are packed into one int64 while their range has at most this many values.
 MAX_LATTICE_KEY = 2**62
 _EIGHT = np.ones((3, 3), dtype=bool)  # 8-connectivity of the components
@@ -1380,7 +1382,7 @@ class CRFSettings:
     :func:`segment` (there is no threshold here). Widths: ``*_sxy`` are fractions of the working photo's long side,
     ``bilateral_srgb`` is in 0..255 colour levels; ``*_weight``: the Potts compatibilities (0 switches a term off);
     ``iterations``: mean-field steps; ``long_side``: the working resolution (pixels on the long side; smaller photos
-    are not enlarged). The defaults (with :data:`DEFAULT_REFINED_MASK_THRESHOLD`) were chosen among 6 settings x 7
+    are not enlarged). The defaults (with :data:`DEFAULT_REFINED_MASK_THRESHOLD`) were chosen among 10 settings x 7
     thresholds by 5-fold cross-validation on the Pets and COCO (oracle classes) photos together; the paired
     differences against the plain masks, on the folds they were not chosen on, are in tests/results/refine.json."""
 
@@ -1389,27 +1391,26 @@ class CRFSettings:
     gaussian_weight: float = 3.0
     bilateral_sxy: float = 0.08
     bilateral_srgb: float = 13.0
-    bilateral_weight: float = 20.0
+    bilateral_weight: float = 80.0
     iterations: int = 5
     long_side: int = 128
 
     def __post_init__(self) -> None:
-        for name in ("temperature", "gaussian_sxy", "bilateral_sxy", "bilateral_srgb"):
-            _check_crf_number(getattr(self, name), name, positive=True, meaning="a width")
-        for name in ("gaussian_weight", "bilateral_weight"):
-            _check_crf_number(getattr(self, name), name, positive=False, meaning="a weight; 0 switches the term off")
-        check_int(self.iterations, "CRFSettings.iterations", meaning="mean-field steps")
-        check_int(self.long_side, "CRFSettings.long_side", meaning="pixels on the long side of the working photo")
-
-
-def _check_crf_number(value: object, name: str, positive: bool, meaning: str) -> None:
-    """A finite real number, > 0 (``positive``) or >= 0; TypeError / ValueError naming ``CRFSettings.<name>``."""
-    expected = f"a finite number {'> 0' if positive else '>= 0'} ({meaning})"
-    if not _is_real(value):
-        raise TypeError(f"CRFSettings.{name} must be {expected}, got {value!r} ({type(value).__name__})")
-    number = float(value)
-    if not math.isfinite(number) or number < 0 or (positive and number == 0):
-        raise ValueError(f"CRFSettings.{name} must be {expected}, got {value!r}")
+        """Checks every field and stores it as a plain float / int (so equal settings hash alike and serialise)."""
+        meanings = {
+            "temperature": (True, "the unary sigmoid's width"),
+            "gaussian_sxy": (True, "a width, fraction of the long side"),
+            "bilateral_sxy": (True, "a width, fraction of the long side"),
+            "bilateral_srgb": (True, "a width in colour levels"),
+            "gaussian_weight": (False, "a weight; 0 switches the term off"),
+            "bilateral_weight": (False, "a weight; 0 switches the term off"),
+        }
+        for name, (positive, meaning) in meanings.items():
+            value = check_real(getattr(self, name), f"CRFSettings.{name}", positive=positive, meaning=meaning)
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "iterations", check_int(self.iterations, "CRFSettings.iterations", meaning="steps"))
+        long_side = check_int(self.long_side, "CRFSettings.long_side", 1, MAX_CRF_LONG_SIDE, meaning="working pixels")
+        object.__setattr__(self, "long_side", long_side)
 
 
 def _check_refine(refine: object) -> CRFSettings | None:
@@ -1512,8 +1513,10 @@ def _lattice_simplices(features: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     residuals ranked (``rank``, int64 ``[N, d+1]``); -> (remainder0, rank, barycentric weights ``[N, d+1]``).
     Vertex r of the simplex has the coordinates ``remainder0 + r - (d+1) [rank > d - r]``."""
     n, d = features.shape
-    position = torch.arange(1, d + 1, dtype=torch.float32)
-    scaled = (features.float() - features.float().amin(dim=0)) * ((d + 1) * math.sqrt(2 / 3))
+    # float64: with narrow kernels the features reach ~1e7, where float32 rounding moves points off the plane and the
+    # ranks out of 0..d (wrong weights, then an index error); the weights go back to float32 at the end.
+    position = torch.arange(1, d + 1, dtype=torch.float64)
+    scaled = (features.double() - features.double().amin(dim=0)) * ((d + 1) * math.sqrt(2 / 3))
     scaled = scaled / torch.sqrt(position * (position + 1))
     zero = scaled.new_zeros(n, 1)
     tail = torch.cat([scaled.flip(1).cumsum(1).flip(1), zero], dim=1)  # tail[:, j] = sum of scaled[:, j:]
@@ -1526,10 +1529,10 @@ def _lattice_simplices(features: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     rank += wrap
     remainder0 = rounded.long() * (d + 1) + wrap
     share = (elevated - remainder0) / (d + 1)
-    barycentric = torch.zeros(n, d + 2)
+    barycentric = torch.zeros(n, d + 2, dtype=torch.float64)
     barycentric.scatter_add_(1, d - rank, share).scatter_add_(1, d - rank + 1, -share)
     barycentric[:, 0] += 1 + barycentric[:, d + 1]
-    return remainder0, rank, barycentric[:, : d + 1]
+    return remainder0, rank, barycentric[:, : d + 1].float()
 
 
 def _lattice_ids(remainder0: Tensor, rank: Tensor, steps: Tensor) -> tuple[Tensor, Tensor]:
@@ -1895,6 +1898,21 @@ def check_fraction(
     inside = (0.0 < result if low_open else 0.0 <= result) and (result < 1.0 if high_open else result <= 1.0)
     if not inside:  # also rejects NaN
         raise ValueError(f"{name} must be in {interval}{about}, got {value}")
+    return result
+
+
+def check_real(value: object, name: str, *, positive: bool = False, meaning: str = "") -> float:
+    """A finite real number, ``> 0`` with ``positive`` else ``>= 0`` -> ``float``.
+
+    TypeError for anything but a real number (bools and strings included; a 0-d real tensor counts),
+    ValueError when negative, zero with ``positive``, infinite or NaN; both name the argument and the range.
+    """
+    expected = f"a finite number {'> 0' if positive else '>= 0'}" + (f" ({meaning})" if meaning else "")
+    if not _is_real(value):
+        raise TypeError(f"{name} must be {expected}, got {value!r} ({type(value).__name__})")
+    result = float(value)
+    if not math.isfinite(result) or result < 0 or (positive and result == 0):
+        raise ValueError(f"{name} must be {expected}, got {value}")
     return result
 
 

@@ -84,7 +84,7 @@ def densecrf_q(unaries: Tensor, colours: np.ndarray, settings: helpers.CRFSettin
         raise ValueError(f"colours must be uint8 [{height}, {width}, 3], got {colours.dtype} {colours.shape}")
     kernels = pixel_kernels(settings, max(height, width))
     crf = dcrf.DenseCRF2D(width, height, labels)
-    energy = -unaries.float().clamp_min(1e-8).log().reshape(labels, -1)
+    energy = -unaries.detach().cpu().float().clamp_min(1e-8).log().reshape(labels, -1)  # pydensecrf2 runs on the CPU
     crf.setUnaryEnergy(np.ascontiguousarray(energy.numpy(), dtype=np.float32))
     if settings.gaussian_weight > 0:
         crf.addPairwiseGaussian(sxy=kernels["gaussian_sxy"], compat=kernels["gaussian_compat"])
@@ -110,7 +110,7 @@ def reference_full(
     """(c) pydensecrf2 on the full-size photo with helpers' unaries at the photo's size -> label map int64
     ``[H, W]`` (-1 background, else the ImageNet class)."""
     size = (photo.height, photo.width)
-    unaries = helpers._crf_unaries(seg.cams_low, seg.logits_low, size, threshold, settings.temperature)
+    unaries = helpers._crf_unaries(seg.cams_low.cpu(), seg.logits_low.cpu(), size, threshold, settings.temperature)
     colours = np.array(helpers.to_rgb(photo), dtype=np.uint8)
     q = densecrf_q(unaries, colours, settings)
     return _class_lut(seg)[q.argmax(dim=0)].numpy()
@@ -122,7 +122,7 @@ def reference_working(
     """(d) pydensecrf2 at helpers' working resolution (its unaries and colours at ``settings.long_side``), the
     probabilities upsampled and argmaxed as helpers does -> label map int64 ``[H, W]``."""
     size = helpers._crf_working_size(photo.height, photo.width, settings.long_side)
-    unaries = helpers._crf_unaries(seg.cams_low, seg.logits_low, size, threshold, settings.temperature)
+    unaries = helpers._crf_unaries(seg.cams_low.cpu(), seg.logits_low.cpu(), size, threshold, settings.temperature)
     colours = helpers._crf_colours(photo, size).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
     q = densecrf_q(unaries, colours, settings)
     return _class_lut(seg)[helpers._upsampled_argmax(q, (photo.height, photo.width))].numpy()

@@ -1018,6 +1018,10 @@ def test_refine_results_hand_built():
     assert out["coco_seg_top3"]["plain"]["mean"] == pytest.approx(0.2)
     assert out["coco_seg_top3"]["refined_minus_plain"]["mean"] == pytest.approx(0.0)
     assert out["refined"]["mean_by_key"]["pets_seg"][f"{refined_best[0]}|0.35"] == pytest.approx(0.9)
+    repeated = out["repeated_cv"]  # the same difference on every item: every fold seed sees +0.3 exactly
+    assert repeated["seeds"] == list(evaluate.REFINE_SEEDS) and repeated["above_zero"] == len(evaluate.REFINE_SEEDS)
+    assert repeated["mean"] == pytest.approx(0.3)
+    assert all(d == pytest.approx({"mean": 0.3, "low": 0.3, "high": 0.3}) for d in repeated["pets_seg"])
     assert "imagenet_val_227" not in out  # the notebook's technique loop must skip this run
     with pytest.raises(ValueError, match="pets_seg or coco_seg_oracle"):
         evaluate.refine_results({"coco_seg_top3": dev["pets_seg"]})
@@ -1071,9 +1075,24 @@ def test_refine_settings_cover_the_grid(monkeypatch):
 
     monkeypatch.setattr(helpers, "CRFSettings", Settings, raising=False)
     settings = evaluate.refine_settings()
-    assert len(settings) <= 6
+    assert len(settings) == 10
     assert {(s.bilateral_weight, s.bilateral_sxy) for s in settings.values()} == {
-        (w, s) for w in (5.0, 10.0, 20.0) for s in (0.08, 0.16)
+        (w, s) for w in (5.0, 10.0, 20.0, 40.0, 80.0) for s in (0.08, 0.16)
     }
     assert next(iter(settings.values())) == Settings()  # the setting first: it wins ties
     assert all(s.iterations == 5 for s in settings.values())
+
+
+def test_repeated_cv_counts_the_seeds_whose_interval_is_above_zero():
+    # The first refined key wins on item 0 only (by 1.0) and ties elsewhere, so every fold chooses it (ties go to
+    # the first key): the held-out gain is 1 on item 0 and 0 elsewhere, a mean of 1/N for every seed; the
+    # intervals of a vector that is 0 but for one item reach down to 0, so no seed's interval lies above 0.
+    best = evaluate.refine_keys()[0]
+    keys = evaluate.plain_keys() + evaluate.refine_keys()
+    n = 12
+    dev = {"pets_seg": {k: [0.5] * n for k in keys}}
+    dev["pets_seg"][best] = [1.5] + [0.5] * (n - 1)
+    out = evaluate._repeated_cv(dev, ["pets_seg"], seeds=(0, 1, 2))
+    assert out["seeds"] == [0, 1, 2] and out["above_zero"] == 0
+    assert out["mean"] == pytest.approx(1 / n)
+    assert [d["low"] for d in out["pooled"]] == [0.0, 0.0, 0.0] and out["pooled"] == out["pets_seg"]

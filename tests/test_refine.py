@@ -1,5 +1,7 @@
 """Edge-following masks (the dense CRF of helpers): known answers, identities and brute-force computations."""
 
+import dataclasses
+import json
 import math
 from pathlib import Path
 
@@ -197,7 +199,7 @@ def test_segment_default_is_the_refined_map(lite, chihuahua):
     # the stored maps are the same, and relabel still gives the plain map
     torch.testing.assert_close(default.cams_low, plain.cams_low)
     np.testing.assert_array_equal(helpers.relabel(default, helpers.DEFAULT_MASK_THRESHOLD), plain.label_map)
-    # the refinement changes the map (the ears, the cushion), but not beyond recognition
+    # the refinement changes the map (along the dog's outline), but not beyond recognition
     changed = float((default.label_map != plain.label_map).mean())
     assert 0.005 < changed < 0.2, changed
     # threshold and settings pass through; a path works as the photo
@@ -212,7 +214,8 @@ def test_segment_default_is_the_refined_map(lite, chihuahua):
     [("iterations", 0, ValueError), ("iterations", 2.5, TypeError), ("long_side", 0, ValueError),
      ("long_side", True, TypeError), ("bilateral_sxy", 0.0, ValueError), ("bilateral_srgb", -1.0, ValueError),
      ("gaussian_weight", -0.1, ValueError), ("temperature", 0.0, ValueError), ("bilateral_weight", "x", TypeError),
-     ("gaussian_sxy", float("nan"), ValueError), ("bilateral_weight", float("inf"), ValueError)],
+     ("gaussian_sxy", float("nan"), ValueError), ("bilateral_weight", float("inf"), ValueError),
+     ("long_side", helpers.MAX_CRF_LONG_SIDE + 1, ValueError), ("temperature", np.bool_(True), TypeError)],
 )
 def test_bad_settings_raise_clear_errors(field, value, error):
     with pytest.raises(error, match=f"CRFSettings.{field}"):
@@ -226,6 +229,13 @@ def test_settings_have_no_threshold_and_are_frozen():
     with pytest.raises(AttributeError):
         settings.iterations = 3
     assert helpers.CRFSettings(gaussian_weight=0, iterations=np.int64(2)).iterations == 2  # 0 switches a term off
+    # Fields are stored as plain floats / ints: equal settings hash alike and serialise to JSON.
+    odd = helpers.CRFSettings(
+        temperature=torch.tensor(0.1, dtype=torch.float64), iterations=np.int64(5), gaussian_weight=np.int64(3)
+    )
+    assert odd == settings and hash(odd) == hash(settings)
+    assert type(odd.temperature) is float and type(odd.iterations) is int and type(odd.gaussian_weight) is float
+    assert json.loads(json.dumps(dataclasses.asdict(odd))) == dataclasses.asdict(settings)
 
 
 def test_bad_arguments_raise_clear_errors(lite):
@@ -278,3 +288,40 @@ def test_odd_photos_refine_at_the_working_resolution(name, monkeypatch):
 def test_sixteen_bit_photo_keeps_its_edge():
     colours = helpers._crf_colours(_odd_photos()["I;16"], (24, 32))
     assert colours[0, 0, 0] > colours[0, 0, -1] + 20  # the grey levels are not crushed to one value
+
+
+def test_narrow_kernels_filter_each_pixel_alone(lite, chihuahua):
+    # Widths of 1e-6 put every pixel far from every other: the normalised bilateral filter is the identity. In
+    # float32 the lattice's coordinates (~1e8) lost the plane and gave negative weights, then an index error.
+    rng = np.random.default_rng(1)
+    colours = torch.from_numpy(rng.integers(0, 256, (3, 9, 11)).astype(np.float32))
+    lattice = helpers._build_lattice(helpers._bilateral_features(colours, 1e-6, 1e-6))
+    assert float(lattice.weights.min()) >= -1e-6
+    values = torch.from_numpy(rng.random((99, 3)).astype(np.float32))
+    torch.testing.assert_close(lattice.filter(values), values, rtol=0, atol=1e-5)
+    # Through segment: with the bilateral term an identity, only the Gaussian term smooths the unaries, so the
+    # refined map is the one without any bilateral term.
+    seg = helpers.segment(lite, chihuahua, topk=2, refine=False)
+    narrow = helpers.CRFSettings(bilateral_sxy=1e-6, bilateral_srgb=1e-6, long_side=32)
+    no_bilateral = helpers.CRFSettings(bilateral_weight=0.0, long_side=32)
+    with_narrow = helpers.refine_label_map(chihuahua, seg, settings=narrow)
+    without = helpers.refine_label_map(chihuahua, seg, settings=no_bilateral)
+    # (an identity filter adds w_b Q_i(l) to a pixel's own energy, which keeps its most probable label, ties aside)
+    assert (with_narrow != without).mean() < 0.01
+
+
+def test_batches_groups_and_given_classes_refine_photo_by_photo(lite, chihuahua):
+    # segment's other paths (a list of photos, class_indices, groups) refine each photo as refine_label_map would.
+    pets = helpers.load_image(ROOT / "tests" / "data" / "dog_and_cat.png")
+    photos = [chihuahua, pets]
+    for kwargs in ({"topk": 2}, {"class_indices": [[151, 285], [281]]}):
+        refined = helpers.segment(lite, photos, refine=True, **kwargs)
+        plain = helpers.segment(lite, photos, refine=False, **kwargs)
+        for photo, r, p in zip(photos, refined, plain, strict=True):
+            assert r.refined and r.classes == p.classes
+            np.testing.assert_array_equal(r.label_map, helpers.refine_label_map(photo, p))
+    groups = helpers.ClassGroups(("dog", "cat"), torch.tensor([0 if 151 <= c <= 268 else 1 for c in range(1000)]))
+    refined = helpers.segment(lite, pets, topk=2, groups=groups)
+    plain = helpers.segment(lite, pets, topk=2, groups=groups, refine=False)
+    assert [label for _, label, _ in refined.classes] == ["dog", "cat"]
+    np.testing.assert_array_equal(refined.label_map, helpers.refine_label_map(pets, plain))

@@ -169,8 +169,10 @@ def test_zoom_crop_clips_to_the_photo_and_rounds_outwards():
 def test_zoom_crop_bad_input():
     with pytest.raises(ValueError, match="inside"):
         evaluate.zoom_crop((0, 0, 20, 5), 10, 10)
-    with pytest.raises(ValueError, match="margin"):
+    with pytest.raises(ValueError, match="margin must be a finite number >= 0"):
         evaluate.zoom_crop((0, 0, 5, 5), 10, 10, -0.1)
+    with pytest.raises(TypeError, match="margin must be a finite number"):
+        evaluate.zoom_crop((0, 0, 5, 5), 10, 10, np.bool_(True))
 
 
 def test_uncrop_box_is_the_inverse_of_cropping():
