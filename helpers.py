@@ -70,8 +70,8 @@ __all__ = [  # the public names: what the notebook, the README and tests/evaluat
     "dilate_resnet_layer4", "draw_box_outline", "draw_boxes", "format_probability", "grad_cam_weights", "grad_cams",
     "group_probabilities", "heatmap_correlation", "heatmap_to_bbox", "heatmap_to_boxes", "imagenet_groups",
     "label_map_by_logit", "load_hierarchy", "load_image", "load_model", "normalize_heatmap", "offline_hub_requirements",
-    "peak_boxes", "peak_position", "plot_detections", "plot_segmentation", "refine_label_map", "relabel",
-    "resnet50_architecture", "segment", "segmentation_legend", "show_detection", "to_rgb", "top_groups",
+    "peak_boxes", "peak_position", "plot_detections", "plot_segmentation", "refine_label_map", "refine_label_maps",
+    "relabel", "resnet50_architecture", "segment", "segmentation_legend", "show_detection", "to_rgb", "top_groups",
     "upsample_cams", "wrap_resnet",
 ]
 
@@ -969,7 +969,7 @@ def segment(
         if settings is None:
             label_map = _label_map(low, logits_low, classes, (photo.height, photo.width), threshold)
         else:
-            label_map = _refined_label_map(photo, low, logits_low, classes, threshold, settings)
+            (label_map,) = _refined_label_maps(photo, low, logits_low, classes, [threshold], settings)
         info = [(c, *_label_and_score(loaded, groups, probabilities[b], c)) for c in classes]
         results.append(Segmentation(label_map, info, low, logits_low, refined=settings is not None))
     return results if is_batch else results[0]
@@ -1590,21 +1590,31 @@ def _bilateral_features(colours: Tensor, sxy: float, srgb: float) -> Tensor:
     return torch.cat([torch.stack([ys, xs]).reshape(2, -1).T / sxy, colours.reshape(3, -1).T / srgb], dim=1)
 
 
-def _mean_field(unaries: Tensor, colours: Tensor, settings: CRFSettings) -> Tensor:
+def _crf_lattice(colours: Tensor, settings: CRFSettings) -> _Lattice | None:
+    """The bilateral term's lattice for the working photo's colours ``[3, h, w]`` (0..255), or None when that term
+    is off. It depends on the colours and the widths only, not on the unaries, so one serves every threshold."""
+    if settings.bilateral_weight == 0:
+        return None
+    sxy = settings.bilateral_sxy * max(colours.shape[-2:])
+    return _build_lattice(_bilateral_features(colours, sxy, settings.bilateral_srgb))
+
+
+def _mean_field(
+    unaries: Tensor, colours: Tensor, settings: CRFSettings, lattice: _Lattice | None = None
+) -> Tensor:
     """Mean-field inference of the dense CRF with Potts pairwise terms: unaries ``[L, h, w]`` (probabilities; the
     energy is ``-log``) and colours ``[3, h, w]`` (0..255) of the working photo -> Q ``[L, h, w]``, after
     ``settings.iterations`` steps of ``Q_i(l) ∝ P_i(l) exp(w_g G[Q]_i(l) + w_b B[Q]_i(l))``, G and B the normalised
     Gaussian (positions) and bilateral (positions and colours) filters, self included as in pydensecrf. Widths
-    scale with the working photo's long side. With both weights 0 it returns the unaries."""
+    scale with the working photo's long side. With both weights 0 it returns the unaries. ``lattice``: the
+    colours' :func:`_crf_lattice`, when already built."""
     labels, height, width = unaries.shape
     q = unaries.float()
     if settings.gaussian_weight == 0 and settings.bilateral_weight == 0:
         return q
     long_side = max(height, width)
-    lattice = None
-    if settings.bilateral_weight > 0:
-        sxy = settings.bilateral_sxy * long_side
-        lattice = _build_lattice(_bilateral_features(colours, sxy, settings.bilateral_srgb))
+    if lattice is None:
+        lattice = _crf_lattice(colours, settings)
     log_p = q.clamp_min(1e-8).log()
     for _ in range(settings.iterations):
         energy = log_p.clone()
@@ -1631,17 +1641,24 @@ def _upsampled_argmax(q: Tensor, size: tuple[int, int], columns: int = CRF_UPSAM
     return out
 
 
-def _refined_label_map(
-    photo: Image.Image, cams_low: Tensor, logits_low: Tensor, classes: Sequence[int], threshold: float,
+def _refined_label_maps(
+    photo: Image.Image, cams_low: Tensor, logits_low: Tensor, classes: Sequence[int], thresholds: Sequence[float],
     settings: CRFSettings,
-) -> np.ndarray:
-    """The CRF's label map of one photo (``H x W``): int64 numpy ``[H, W]``, -1 background, else the class index.
-    cams_low / logits_low ``[k, h, w]``; the CRF runs on the CPU at ``settings.long_side``."""
+) -> list[np.ndarray]:
+    """The CRF's label maps of one photo (``H x W``), one per mask threshold: int64 numpy ``[H, W]``, -1 background,
+    else the class index. cams_low / logits_low ``[k, h, w]``; the CRF runs on the CPU at ``settings.long_side``,
+    with the working colours and the lattice made once for all thresholds."""
     size = _crf_working_size(photo.height, photo.width, settings.long_side)
-    unaries = _crf_unaries(cams_low.detach().cpu(), logits_low.detach().cpu(), size, threshold, settings.temperature)
-    q = _mean_field(unaries, _crf_colours(photo, size), settings)
-    winner = _upsampled_argmax(q, (photo.height, photo.width))
-    return torch.tensor([-1, *classes], dtype=torch.int64)[winner].numpy()
+    colours = _crf_colours(photo, size)
+    lattice = _crf_lattice(colours, settings)
+    cams, logits = cams_low.detach().cpu(), logits_low.detach().cpu()
+    lut = torch.tensor([-1, *classes], dtype=torch.int64)
+    maps = []
+    for threshold in thresholds:
+        unaries = _crf_unaries(cams, logits, size, threshold, settings.temperature)
+        q = _mean_field(unaries, colours, settings, lattice)
+        maps.append(lut[_upsampled_argmax(q, (photo.height, photo.width))].numpy())
+    return maps
 
 
 def refine_label_map(
@@ -1656,9 +1673,21 @@ def refine_label_map(
     CRF (default ``CRFSettings()``). The CRF works at ``settings.long_side`` whatever the photo's size; its label
     probabilities are upsampled bilinearly to the photo. With both pairwise weights 0 and a photo no larger than
     ``long_side`` it gives the plain map (:func:`relabel`) at ``threshold``, ties aside."""
+    threshold = DEFAULT_REFINED_MASK_THRESHOLD if threshold is None else threshold
+    return refine_label_maps(photo, seg, [threshold], settings)[0]
+
+
+def refine_label_maps(
+    photo: ImageInput, seg: Segmentation, thresholds: Sequence[float], settings: CRFSettings | None = None
+) -> list[np.ndarray]:
+    """:func:`refine_label_map` at each of several mask thresholds (a threshold sweep): one label map ``[H, W]`` per
+    threshold, in order. The working photo and the bilateral term's lattice, which do not depend on the threshold,
+    are made once."""
     if not isinstance(seg, Segmentation):
         raise TypeError(f"seg must be a Segmentation, got {type(seg).__name__}")
-    threshold = DEFAULT_REFINED_MASK_THRESHOLD if threshold is None else check_threshold(threshold)
+    if isinstance(thresholds, (str, bytes)) or not isinstance(thresholds, Sequence) or not thresholds:
+        raise TypeError(f"thresholds must be a non-empty sequence of mask thresholds in (0, 1], got {thresholds!r}")
+    thresholds = [check_threshold(t) for t in thresholds]
     settings = CRFSettings() if settings is None else settings
     if not isinstance(settings, CRFSettings):
         raise TypeError(f"settings must be a CRFSettings or None, got {settings!r} ({type(settings).__name__})")
@@ -1668,7 +1697,8 @@ def refine_label_map(
             f"photo must be the segmented photo: it is {image.height}x{image.width} (H x W), the segmentation "
             f"{seg.label_map.shape[0]}x{seg.label_map.shape[1]}"
         )
-    return _refined_label_map(image, seg.cams_low, seg.logits_low, [c for c, _, _ in seg.classes], threshold, settings)
+    classes = [c for c, _, _ in seg.classes]
+    return _refined_label_maps(image, seg.cams_low, seg.logits_low, classes, thresholds, settings)
 
 
 # ==== Drawing (Task 1.4 and 2.5) and comparing maps and boxes =======================================================

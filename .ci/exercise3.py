@@ -39,6 +39,7 @@
 # printed from numbers the notebook computes, so they stay true whichever model ran.
 
 # %%
+import dataclasses
 import os
 import warnings
 
@@ -487,7 +488,8 @@ for name, photo in (("Chihuahua.jpg", image), ("dog_and_cat.png", pets)):
 # %%
 for name, photo in (("Chihuahua.jpg", image), ("dog_and_cat.png", pets)):
     plain = H.segment(loaded, photo, topk=3, refine=False)
-    refined = H.segment(loaded, photo, topk=3)  # the default: refine=True
+    # What H.segment(loaded, photo, topk=3) returns by default, from the same forward pass:
+    refined = dataclasses.replace(plain, label_map=H.refine_label_map(photo, plain), refined=True)
     print(f"{name}: " + ", ".join(f"{label} {(plain.label_map == c).mean():.0%} -> {(refined.label_map == c).mean():.0%}"
                                   for c, label, _ in plain.classes)
           + f", background {(plain.label_map == -1).mean():.0%} -> {(refined.label_map == -1).mean():.0%}")

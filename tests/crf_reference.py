@@ -212,11 +212,6 @@ def summarise(
     return results
 
 
-def _ci(d: dict[str, float], signed: bool = False) -> str:
-    sign = "+" if signed else ""
-    return f"{d['mean']:{sign}.3f} [{d['low']:{sign}.3f}, {d['high']:{sign}.3f}]"
-
-
 def table(results: dict[str, object]) -> str:
     """A plain-text table of the means, the paired differences and the seconds per photo."""
     columns = [name for name in (*SETS, "pooled") if name in results]
@@ -227,7 +222,7 @@ def table(results: dict[str, object]) -> str:
     lines.append(" " * width + "".join(f"{'(items ' + str(results[c]['items']) + ')':>28}" for c in columns))
     for key in rows + diffs:
         signed = key in diffs
-        lines.append(f"{key:<{width}}" + "".join(f"{_ci(results[c][key], signed):>28}" for c in columns))
+        lines.append(f"{key:<{width}}" + "".join(f"{ev.ci_text(results[c][key], False, signed):>28}" for c in columns))
     verdicts = "".join(f"{results[c]['helpers_crf_vs_pydensecrf2_full']:>28}" for c in columns)
     lines.append(f"{'helpers_crf vs pydensecrf2_full':<{width}}{verdicts}")
     timing = results["seconds_per_photo"]

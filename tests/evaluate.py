@@ -635,15 +635,12 @@ def largest_box_fraction(boxes: Sequence[Box], width: int, height: int) -> float
     width, height = check_int(width, "width"), check_int(height, "height")
     if isinstance(boxes, (str, bytes)) or not isinstance(boxes, Sequence) or not boxes:
         raise ValueError(f"boxes must be a non-empty list of (x0, y0, x1, y1) boxes, got {boxes!r}")
-    areas = []
-    for box in boxes:
-        if len(box) != 4:
-            raise ValueError(f"a box must be (x0, y0, x1, y1), got {box!r}")
-        x0, y0, x1, y1 = (float(v) for v in box)
-        if not (x0 < x1 and y0 < y1):
-            raise ValueError(f"a box must have x0 < x1 and y0 < y1, got {box!r}")
-        areas.append((x1 - x0) * (y1 - y0))
-    return max(areas) / (width * height)
+    if any(len(box) != 4 for box in boxes):
+        raise ValueError(f"each box must be (x0, y0, x1, y1), got {boxes!r}")
+    corners = torch.tensor([[float(v) for v in box] for box in boxes], dtype=torch.float64)
+    if not ((corners[:, 0] < corners[:, 2]) & (corners[:, 1] < corners[:, 3])).all():  # box_area does not check
+        raise ValueError(f"each box must have x0 < x1 and y0 < y1, got {boxes!r}")
+    return float(torchvision.ops.box_area(corners).max()) / (width * height)
 
 
 def size_bucket(fraction: float) -> str:
@@ -1131,7 +1128,7 @@ def box_results(
     gt = [s.boxes for s in samples]
     right = np.array(right, dtype=bool)
     _check_same_length(right=right, samples=samples)
-    areas = [max((b[2] - b[0]) * (b[3] - b[1]) for b in s.boxes) / (s.photo.width * s.photo.height) for s in samples]
+    areas = [largest_box_fraction(s.boxes, s.photo.width, s.photo.height) for s in samples]
     out: dict[str, object] = {
         "photos": len(samples),
         "top1_classification": _interval(right),
@@ -1160,28 +1157,22 @@ def box_results(
     return out
 
 
-def pets_sweep(
-    loaded: helpers.LoadedModel, pets: Sequence[tuple[str, Image.Image, np.ndarray]], options: Mapping[str, object]
-) -> tuple[dict[float, list[float]], float]:
-    """Foreground IoU of the top-3 map (union of the masks) per photo and threshold -> (values, s/photo)."""
-    ious: dict[float, list[float]] = {t: [] for t in THRESHOLDS}
-    start = time.perf_counter()
+def _mask_items(
+    loaded: helpers.LoadedModel,
+    pets: Sequence[tuple[str, Image.Image, np.ndarray]],
+    coco: CocoSet | None,
+    oracle: bool,
+    options: Mapping[str, object] | None = None,
+) -> Iterable[tuple[str, Image.Image, helpers.Segmentation, Callable[[np.ndarray], list[float]]]]:
+    """(set name, photo, plain segmentation, score) per photo, one ``segment`` (``refine=False``, with the
+    test-time ``options``) each: ``pets_seg`` (top-3, foreground IoU) and COCO (mappable pairs' IoUs of the map
+    mapped to COCO classes; ``coco_seg_oracle`` with the best ImageNet class of each COCO class present, else
+    ``coco_seg_top3``). ``score(label map [H, W]) -> values of the photo``."""
+    options = dict(options or {})
     for _, photo, mask in pets:
         seg = helpers.segment(loaded, photo, topk=3, refine=False, **options)
-        for t in THRESHOLDS:
-            ious[t].append(foreground_iou(helpers.relabel(seg, t) >= 0, mask))
-    return ious, (time.perf_counter() - start) / max(1, len(pets))
-
-
-def coco_sweep(
-    loaded: helpers.LoadedModel, coco: CocoSet, options: Mapping[str, object], oracle: bool
-) -> tuple[dict[float, list[float]], float]:
-    """IoU per (photo, mappable COCO class present) pair and threshold, of the multi-class map mapped
-    to COCO classes; with ``oracle`` the classes are the best ImageNet class of each COCO class
-    present, else the top-3 -> (values, s/photo)."""
-    ious: dict[float, list[float]] = {t: [] for t in THRESHOLDS}
-    start = time.perf_counter()
-    for item in coco.photos:
+        yield "pets_seg", photo, seg, lambda labels, mask=mask: [foreground_iou(labels >= 0, mask)]
+    for item in coco.photos if coco is not None else ():
         present = [c for c in item.classes_present if c in coco.mappable_coco]
         if not present:
             continue
@@ -1190,11 +1181,39 @@ def coco_sweep(
             seg = helpers.segment(loaded, item.photo, class_indices=classes, refine=False, **options)
         else:
             seg = helpers.segment(loaded, item.photo, topk=3, refine=False, **options)
+
+        def score(labels: np.ndarray, item: CocoPhoto = item) -> list[float]:
+            mapped = imagenet_to_coco_label_map(labels, coco.coco_of_imagenet)
+            return list(coco_pair_ious(mapped, item.labels, item.classes_present, coco.mappable_coco).values())
+
+        yield "coco_seg_oracle" if oracle else "coco_seg_top3", item.photo, seg, score
+
+
+def _plain_threshold_sweep(items: Iterable[tuple], photos: int) -> tuple[dict[float, list[float]], float]:
+    """The plain maps (``helpers.relabel``) of :func:`_mask_items` at every threshold of :data:`THRESHOLDS`,
+    scored -> ({threshold: values}, seconds per photo over ``photos``)."""
+    ious: dict[float, list[float]] = {t: [] for t in THRESHOLDS}
+    start = time.perf_counter()
+    for _, _, seg, score in items:
         for t in THRESHOLDS:
-            mapped = imagenet_to_coco_label_map(helpers.relabel(seg, t), coco.coco_of_imagenet)
-            pair = coco_pair_ious(mapped, item.labels, item.classes_present, coco.mappable_coco)
-            ious[t].extend(pair.values())
-    return ious, (time.perf_counter() - start) / max(1, len(coco.photos))
+            ious[t].extend(score(helpers.relabel(seg, t)))
+    return ious, (time.perf_counter() - start) / max(1, photos)
+
+
+def pets_sweep(
+    loaded: helpers.LoadedModel, pets: Sequence[tuple[str, Image.Image, np.ndarray]], options: Mapping[str, object]
+) -> tuple[dict[float, list[float]], float]:
+    """Foreground IoU of the top-3 map (union of the masks) per photo and threshold -> (values, s/photo)."""
+    return _plain_threshold_sweep(_mask_items(loaded, pets, None, False, options), len(pets))
+
+
+def coco_sweep(
+    loaded: helpers.LoadedModel, coco: CocoSet, options: Mapping[str, object], oracle: bool
+) -> tuple[dict[float, list[float]], float]:
+    """IoU per (photo, mappable COCO class present) pair and threshold, of the multi-class map mapped
+    to COCO classes; with ``oracle`` the classes are the best ImageNet class of each COCO class
+    present, else the top-3 -> (values, s/photo)."""
+    return _plain_threshold_sweep(_mask_items(loaded, [], coco, oracle, options), len(coco.photos))
 
 
 def mask_results(values: Mapping[float, Sequence[float]], chosen: float | None = None) -> dict[str, object]:
@@ -1470,13 +1489,11 @@ def refined_boxes(
 ) -> list[Box | None]:
     """The refined box of one detection of ``photo`` at each CRF unary threshold of ``taus``: the 2-label CRF
     (background vs the detection's class, :func:`detection_segmentation`; ``settings``: default
-    ``helpers.CRFSettings()``) by ``helpers.refine_label_map``, its box by :func:`refined_box` -> ``[len(taus)]``
+    ``helpers.CRFSettings()``) by ``helpers.refine_label_maps``, its box by :func:`refined_box` -> ``[len(taus)]``
     boxes in photo pixels. No new forward pass."""
     seg = detection_segmentation(detection)
-    return [
-        refined_box(helpers.refine_label_map(photo, seg, threshold=tau, settings=settings), detection.class_index)
-        for tau in taus
-    ]
+    maps = helpers.refine_label_maps(photo, seg, list(taus), settings)  # one lattice for every tau
+    return [refined_box(labels, detection.class_index) for labels in maps]
 
 
 def detect_refined(
@@ -1798,32 +1815,6 @@ def _key_text(key: MaskKey) -> str:
     return f"{key[0]}|{key[1]}"
 
 
-def _mask_items(
-    loaded: helpers.LoadedModel, pets: Sequence[tuple[str, Image.Image, np.ndarray]], coco: CocoSet | None, oracle: bool
-) -> Iterable[tuple[str, Image.Image, helpers.Segmentation, Callable[[np.ndarray], list[float]]]]:
-    """(set name, photo, plain segmentation, score) per photo, one ``segment`` (``refine=False``) each:
-    ``pets_seg`` (top-3, foreground IoU) and COCO (mappable pairs' IoUs; ``coco_seg_oracle`` with the
-    oracle classes, else ``coco_seg_top3``). ``score(label map [H, W]) -> values of the photo``."""
-    for _, photo, mask in pets:
-        seg = helpers.segment(loaded, photo, topk=3, refine=False)
-        yield "pets_seg", photo, seg, lambda labels, mask=mask: [foreground_iou(labels >= 0, mask)]
-    for item in coco.photos if coco is not None else ():
-        present = [c for c in item.classes_present if c in coco.mappable_coco]
-        if not present:
-            continue
-        if oracle:
-            classes = oracle_classes(predict(loaded, item.photo), present, coco.imagenet_of_coco)
-            seg = helpers.segment(loaded, item.photo, class_indices=classes, refine=False)
-        else:
-            seg = helpers.segment(loaded, item.photo, topk=3, refine=False)
-
-        def score(labels: np.ndarray, item: CocoPhoto = item) -> list[float]:
-            mapped = imagenet_to_coco_label_map(labels, coco.coco_of_imagenet)
-            return list(coco_pair_ious(mapped, item.labels, item.classes_present, coco.mappable_coco).values())
-
-        yield "coco_seg_oracle" if oracle else "coco_seg_top3", item.photo, seg, score
-
-
 def refine_sweep(
     loaded: helpers.LoadedModel,
     pets: Sequence[tuple[str, Image.Image, np.ndarray]],
@@ -1832,9 +1823,9 @@ def refine_sweep(
     keys: Sequence[MaskKey],
 ) -> tuple[dict[str, dict[MaskKey, list[float]]], dict[str, float]]:
     """Per set and key, the per-item values of the masks of that key: ``(PLAIN, t)``: ``helpers.relabel`` at
-    t; ``(setting, t)``: ``helpers.refine_label_map`` at t with that setting, both from one plain
-    ``segment`` per photo (no new forward pass) -> ({set: {key: [values]}}, {"segment": s/photo,
-    "refine": s per refine_label_map call})."""
+    t; ``(setting, t)``: ``helpers.refine_label_maps`` at t with that setting (one sweep over the thresholds
+    per setting), both from one plain ``segment`` per photo (no new forward pass) -> ({set: {key: [values]}},
+    {"segment": s/photo, "refine": s per refined label map})."""
     settings = refine_settings()
     values: dict[str, dict[MaskKey, list[float]]] = {}
     seconds = {"segment": 0.0, "refine": 0.0}
@@ -1844,15 +1835,19 @@ def refine_sweep(
         seconds["segment"] += time.perf_counter() - start
         photos += 1
         per_key = values.setdefault(name, {key: [] for key in keys})
-        for key in keys:
-            if key[0] == PLAIN:
-                labels = helpers.relabel(seg, key[1])
+        by_setting: dict[str, list[float]] = {}  # one threshold sweep per CRF setting: one lattice each
+        for setting, threshold in keys:
+            if setting == PLAIN:
+                per_key[(setting, threshold)].extend(score(helpers.relabel(seg, threshold)))
             else:
-                begin = time.perf_counter()
-                labels = helpers.refine_label_map(photo, seg, key[1], settings[key[0]])
-                seconds["refine"] += time.perf_counter() - begin
-                refinements += 1
-            per_key[key].extend(score(labels))
+                by_setting.setdefault(setting, []).append(threshold)
+        for setting, thresholds in by_setting.items():
+            begin = time.perf_counter()
+            maps = helpers.refine_label_maps(photo, seg, thresholds, settings[setting])
+            seconds["refine"] += time.perf_counter() - begin
+            refinements += len(maps)
+            for threshold, labels in zip(thresholds, maps, strict=True):
+                per_key[(setting, threshold)].extend(score(labels))
         start = time.perf_counter()
     return values, {"segment": seconds["segment"] / max(1, photos), "refine": seconds["refine"] / max(1, refinements)}
 

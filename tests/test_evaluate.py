@@ -1047,13 +1047,13 @@ def test_refine_sweep_scores_plain_and_refined_maps(monkeypatch):
     def relabel(seg, t):
         return np.full(seg[1][::-1], -1, dtype=np.int64)
 
-    def refine_label_map(photo, seg, threshold, settings):
-        calls.append((threshold, settings))
-        return np.zeros(seg[1][::-1], dtype=np.int64)
+    def refine_label_maps(photo, seg, thresholds, settings):
+        calls.extend((threshold, settings) for threshold in thresholds)
+        return [np.zeros(seg[1][::-1], dtype=np.int64) for _ in thresholds]
 
     for name, fn in (("CRFSettings", Settings), ("segment", segment), ("relabel", relabel)):
         monkeypatch.setattr(helpers, name, fn, raising=False)
-    monkeypatch.setattr(helpers, "refine_label_map", refine_label_map, raising=False)
+    monkeypatch.setattr(helpers, "refine_label_maps", refine_label_maps, raising=False)
     pets = evaluate.load_pets(DATA / "pets_seg")[:2]
     key = (list(evaluate.REFINE_GRID)[1], 0.25)
     values, seconds = evaluate.refine_sweep(None, pets, None, True, [("plain", 0.3), key])

@@ -273,9 +273,9 @@ def test_odd_photos_refine_at_the_working_resolution(name, monkeypatch):
     seen = []
     original = helpers._mean_field
 
-    def recording(unaries, colours, settings):
+    def recording(unaries, colours, settings, lattice=None):
         seen.append(tuple(unaries.shape[1:]))
-        return original(unaries, colours, settings)
+        return original(unaries, colours, settings, lattice)
 
     monkeypatch.setattr(helpers, "_mean_field", recording)
     seg = random_segmentation(photo.height, photo.width, classes=(3, 9), plain=False)
@@ -325,3 +325,20 @@ def test_batches_groups_and_given_classes_refine_photo_by_photo(lite, chihuahua)
     plain = helpers.segment(lite, pets, topk=2, groups=groups, refine=False)
     assert [label for _, label, _ in refined.classes] == ["dog", "cat"]
     np.testing.assert_array_equal(refined.label_map, helpers.refine_label_map(pets, plain))
+
+
+def test_a_threshold_sweep_is_the_single_maps_and_builds_one_lattice(lite, chihuahua, monkeypatch):
+    seg = helpers.segment(lite, chihuahua, topk=3, refine=False)
+    thresholds = [0.25, 0.35, 0.5]
+    singles = [helpers.refine_label_map(chihuahua, seg, t) for t in thresholds]
+    built = []
+    original = helpers._build_lattice
+    monkeypatch.setattr(helpers, "_build_lattice", lambda features: built.append(1) or original(features))
+    swept = helpers.refine_label_maps(chihuahua, seg, thresholds)
+    assert len(built) == 1 and len(swept) == len(thresholds)
+    for one, many in zip(singles, swept, strict=True):
+        np.testing.assert_array_equal(one, many)
+    with pytest.raises(TypeError, match="non-empty sequence"):
+        helpers.refine_label_maps(chihuahua, seg, [])
+    with pytest.raises(ValueError, match="threshold"):
+        helpers.refine_label_maps(chihuahua, seg, [0.3, 1.5])
