@@ -12,16 +12,18 @@ views, groups of near-synonym classes (WordNet) for distinct objects, one box pe
 (a dense CRF, segment's default; refine=False gives the sheet's plain masks).
 
 Map of the file (section headings carry the sheet's task numbers)
-1. Constants: every default, chosen on development photos (tests/evaluate.py).
+1. Constants: every default; its comment names the result file that chose it (tests/results/; the story is in
+   tests/evaluation/choices.md).
 2. Task 1: the model (1.1: torch.hub ResNet-50, the offline stand-in; describe_model), hooks
    (1.3: LayerRecorder), the Grad-CAM formula (1.2, 1.4: calculate_grad_cam), heatmap to box
    (1.4: heatmap_to_bbox), grad_cams and detect (1.4-1.6).
 3. Task 2: CAM (2.1-2.3: calculate_cam), upsampling and masks (2.4: upsample_cams, cams_to_masks),
    the label map (label_map_by_logit), segment (2.4, 2.5).
-4. Beyond the sheet: the dilated last stage, test-time views, class groups, instance boxes (peak_boxes),
-   edge-following masks (a dense CRF: CRFSettings, refine_label_map; segment's default).
+4. Beyond the sheet: the dilated last stage, test-time views, class groups (ClassHierarchy, class_groups,
+   imagenet_groups), instance boxes (peak_boxes), edge-following masks (a dense CRF: CRFSettings, refine_label_map;
+   segment's default).
 5. Drawing (plot_detections, plot_segmentation, ...) and comparing maps and boxes.
-6. Argument checks (check_int, check_fraction, ...; tests/evaluate.py uses the same) and photo loading.
+6. Argument checks (check_int, check_fraction, ...; the harness uses the same) and photo loading.
 
 Conventions
 - ``A``: the activations of the target layer, ``[B, K, h, w]`` (``K`` channels on an ``h x w`` grid).
@@ -41,11 +43,11 @@ import math
 import numbers
 import os
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from types import MappingProxyType
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -57,22 +59,21 @@ from torch import Tensor, nn
 from torchvision import transforms
 from torchvision.models import ResNet50_Weights
 
-__all__ = [  # the public names: what the notebook, the README and tests/evaluate.py use
-    "CRF_UPSAMPLE_COLUMNS", "DEFAULT_BOX_THRESHOLD", "DEFAULT_DILATED", "DEFAULT_FLIP", "DEFAULT_GROUPS",
-    "DEFAULT_INPUT_SIZES", "DEFAULT_INSTANCE_THRESHOLD", "DEFAULT_MASK_THRESHOLD", "DEFAULT_MIN_PEAK", "DEFAULT_REFINE",
-    "DEFAULT_REFINED_MASK_THRESHOLD", "GROUP_LABELS", "HUB_REPO", "HUB_WEIGHTS", "INPUT_SIZE", "MAX_BOX_MAP_PIXELS",
+__all__ = [  # the public names: what the notebook, the README and the harness (tests/evaluation/) use
+    "CRF_UPSAMPLE_COLUMNS", "DEFAULT_BOX_THRESHOLD", "DEFAULT_DILATED", "DEFAULT_FLIP", "DEFAULT_INPUT_SIZES",
+    "DEFAULT_INSTANCE_THRESHOLD", "DEFAULT_MASK_THRESHOLD", "DEFAULT_MIN_PEAK", "DEFAULT_REFINE",
+    "DEFAULT_REFINED_MASK_THRESHOLD", "HUB_REPO", "HUB_WEIGHTS", "INPUT_SIZE", "MAX_BOX_MAP_PIXELS",
     "MAX_CRF_LONG_SIDE", "MAX_INSTANCE_MAP_PIXELS", "MAX_LATTICE_KEY", "MODEL_NAMES", "NUM_CLASSES",
-    "RESNET50_CHECKPOINT", "ActivationRecorder", "Box", "CRFSettings", "ClassGroups", "ClassHierarchy", "Detection",
-    "ImageInput", "LayerRecorder", "LoadedModel", "OfflineFallbackWarning", "Segmentation", "TopK", "best_iou",
-    "blend_segmentation", "box_iou", "calculate_cam", "calculate_grad_cam", "cam_to_boxes", "cam_to_instances",
-    "cams_to_masks", "check_class_indices", "check_fraction", "check_int", "check_real", "check_threshold",
-    "check_topk", "class_colors", "class_groups", "describe_model", "detect", "dilate_lite_last_stage",
-    "dilate_resnet_layer4", "draw_box_outline", "draw_boxes", "format_probability", "grad_cam_weights", "grad_cams",
-    "group_probabilities", "heatmap_correlation", "heatmap_to_bbox", "heatmap_to_boxes", "imagenet_groups",
-    "label_map_by_logit", "load_hierarchy", "load_image", "load_model", "normalize_heatmap", "offline_hub_requirements",
-    "peak_boxes", "peak_position", "plot_detections", "plot_segmentation", "refine_label_map", "refine_label_maps",
-    "relabel", "resnet50_architecture", "segment", "segmentation_legend", "show_detection", "to_rgb", "top_groups",
-    "upsample_cams", "wrap_resnet",
+    "RESNET50_CHECKPOINT", "ActivationRecorder", "Box", "CRFSettings", "ClassGroups", "Detection", "ImageInput",
+    "LayerRecorder", "LoadedModel", "OfflineFallbackWarning", "Segmentation", "TopK", "best_iou", "blend_segmentation",
+    "box_iou", "calculate_cam", "calculate_grad_cam", "cam_to_boxes", "cam_to_instances", "cams_to_masks",
+    "check_class_indices", "check_fraction", "check_int", "check_real", "check_threshold", "check_topk", "class_colors",
+    "describe_model", "detect", "dilate_lite_last_stage", "dilate_resnet_layer4", "draw_box_outline", "draw_boxes",
+    "format_probability", "grad_cam_weights", "grad_cams", "group_probabilities", "heatmap_correlation",
+    "heatmap_to_bbox", "imagenet_groups", "label_map_by_logit", "load_image", "load_model", "normalize_heatmap",
+    "offline_hub_requirements", "peak_boxes", "peak_position", "plot_detections", "plot_segmentation",
+    "refine_label_map", "refine_label_maps", "resnet50_architecture", "segment", "segmentation_legend",
+    "show_detection", "to_rgb", "top_groups", "upsample_cams", "wrap_resnet",
 ]
 
 # ==== Constants =====================================================================================================
@@ -90,87 +91,37 @@ MODEL_NAMES = ("resnet50", "efficientnet_lite0")
 NUM_CLASSES = 1000
 INPUT_SIZE = (224, 224)
 
-# The defaults below were chosen on development photos only (800 ImageNet validation photos at
-# 227 x 227, 26 Oxford-IIIT Pet photos, 128 COCO photos), thresholds by 5-fold cross-validation,
-# with tests/evaluate.py; the 60 photos in tests/data/imagenet_val only report (notebook, "How good
-# is it?"). The alternatives that lost are measured there (tests/results/*.json), not shipped here.
-#: Box threshold (fraction of the heatmap's maximum); the box is the largest component (see heatmap_to_bbox).
-DEFAULT_BOX_THRESHOLD = 0.25
-#: Mask threshold (fraction of each CAM's maximum) of the sheet's plain masks, chosen on Pets and COCO (oracle
-#: classes) together.
-DEFAULT_MASK_THRESHOLD = 0.3
-#: Mask threshold of the refined masks (the CRF's unary level), chosen with CRFSettings' defaults by 5-fold
-#: cross-validation on the same photos (tests/results/refine.json).
-DEFAULT_REFINED_MASK_THRESHOLD = 0.35
-#: Test-time augmentation of detect() and segment(): input sides (one forward pass each) and a
-#: horizontal flip, maps averaged. More views did not win beyond the noise: one plain 224 view.
-DEFAULT_INPUT_SIZES = (224,)
-DEFAULT_FLIP = False
-#: load_model(): the last convolutional stage at stride 1 with dilated convolutions (14x14 maps for
-#: a 224 input; the one technique that won beyond the noise for both boxes and masks).
-DEFAULT_DILATED = True
-#: The instance boxes (Detection.boxes): one box per peak, its region at this fraction of the peak's own height
-#: (see peak_boxes), chosen by AP@0.5 on the COCO photos with oracle classes (tests/results/detection.json). Kept
-#: because it costs little and answers "every object", not because it wins: its gain is inside the noise.
-DEFAULT_INSTANCE_THRESHOLD = 0.35
+# Every default was chosen on development photos only, with the harness (tests/evaluate.py); the comment names the
+# result file. How, with the numbers and the alternatives that lost: tests/evaluation/choices.md.
+#: Box threshold (fraction of the heatmap's maximum; see heatmap_to_bbox).
+DEFAULT_BOX_THRESHOLD = 0.25  # tests/results/dilated.json (5-fold CV on the development photos)
+#: Mask threshold (fraction of each CAM's maximum) of the sheet's plain masks.
+DEFAULT_MASK_THRESHOLD = 0.3  # tests/results/dilated.json (5-fold CV, Pets + COCO, oracle classes)
+#: Mask threshold of the refined masks (the CRF's unary level).
+DEFAULT_REFINED_MASK_THRESHOLD = 0.35  # tests/results/refine.json (5-fold CV with CRFSettings' defaults)
+#: Test-time views of detect() and segment(): input sides (one forward pass each) and a horizontal flip.
+DEFAULT_INPUT_SIZES = (224,)  # tests/results/dilated_size_320.json, dilated_sizes_224_320.json
+DEFAULT_FLIP = False  # tests/results/dilated_flip.json
+#: load_model(): the last convolutional stage at stride 1, dilated (14x14 maps for a 224 input).
+DEFAULT_DILATED = True  # tests/results/dilated.json against plain.json
+#: Instance boxes (Detection.boxes): a peak's region at this fraction of the peak's own height (see peak_boxes).
+DEFAULT_INSTANCE_THRESHOLD = 0.35  # tests/results/detection.json (AP@0.5, COCO, oracle classes)
 #: Local maxima lower than this fraction of the map's maximum are not instances.
 DEFAULT_MIN_PEAK = 0.2
 #: Maps for box extraction are made at most this many pixels; boxes are scaled back exactly.
 MAX_BOX_MAP_PIXELS = 2**22
-#: Maps for the instance boxes (Detection.boxes) are made at most this many pixels (128 x 128, about 9 pixels per
-#: cell of a 14 x 14 map; AP@0.5 on the COCO photos was the same at 256 x 256, at twice the cost).
-MAX_INSTANCE_MAP_PIXELS = 2**14
-#: segment(): the masks follow the photo's edges (a dense CRF, see CRFSettings; its defaults are there), chosen
-#: because it won beyond the interval on Pets + COCO (oracle classes) and keeps segment top-3 within 4 forward passes.
-#: refine=False gives the sheet's plain masks.
-DEFAULT_REFINE = True
+#: Maps for the instance boxes are made at most this many pixels (128 x 128).
+MAX_INSTANCE_MAP_PIXELS = 2**14  # tests/results/detection.json
+#: segment(): masks that follow the photo's edges (a dense CRF, see CRFSettings); False: the sheet's plain masks.
+DEFAULT_REFINE = True  # tests/results/refine.json (Pets + COCO, oracle classes)
 #: The CRF's label probabilities are upsampled to the photo this many output columns at a time (bounds the memory).
 CRF_UPSAMPLE_COLUMNS = 1024
-#: CRFSettings.long_side at most (the CRF's work grows with its square; the default is 128).
+#: CRFSettings.long_side at most (the CRF's work grows with its square).
 MAX_CRF_LONG_SIDE = 1024
 #: Permutohedral lattice keys are packed into one int64 while their range has at most this many values.
 MAX_LATTICE_KEY = 2**62
 _EIGHT = np.ones((3, 3), dtype=bool)  # 8-connectivity of the components
-_HIERARCHY_PATH = Path(__file__).resolve().parent / "tests" / "data" / "imagenet_hierarchy.json"
-
-# Groups of near-synonym classes ("distinct objects"). Each entry is a WordNet synset, given by its name (first lemma,
-# as in the hierarchy file; it selects every node of that name) or by its wnid where the name is ambiguous (two
-# "car" synsets: automobile and railway car; two "ball"s; two "footwear"s; two "vessel"s). A class joins the group
-# of its DEEPEST listed ancestor (itself included); a class with no listed ancestor is a group on its own. The order
-# of the entries only fixes the order of the group names. Entries whose display name differs from the synset's name
-# are in GROUP_LABELS; entries with the same label form one group (e.g. "bird" and "game bird").
-# Choices (WordNet 3.0, first hypernyms only): "dog" holds exactly the 118 breeds 151-268; wolves (with the coyote),
-# foxes and wild dogs (dingo, dhole, African hunting dog) are their own groups and the hyena stays alone; domestic
-# cats (281-285) are "cat", cougar and lynx "wild cat", the six Panthera-like cats "big cat"; "boat" holds every
-# watercraft (canoe ... aircraft carrier, submarine, wreck); "ball" includes the punching bag (WordNet's choice).
-DEFAULT_GROUPS: tuple[str, ...] = (
-    # mammals ("tusker": WordNet files it directly under "mammal")
-    "dog", "wolf", "fox", "wild dog", "domestic cat", "wildcat", "big cat", "bear", "monkey", "ape", "lemur", "bovid",
-    "antelope", "swine", "elephant", "tusker", "leporid", "whale",
-    # other animals ("game bird": grouse, quail, peacock..., whose first hypernym is "game", not "bird";
-    # "mushroom": class 947, the edible mushroom, filed under "vegetable")
-    "bird", "game bird", "fish", "shark", "snake", "lizard", "turtle", "frog", "salamander", "crocodilian reptile",
-    "butterfly", "beetle", "spider", "crab", "lobster", "fungus", "mushroom",
-    # vehicles: n02958343 car, automobile (not n02959942, railway car); n02959942 railway car (freight car,
-    # passenger car); n04530566 vessel, watercraft (not n04531098, the container)
-    "n02958343", "van", "truck", "bus", "train", "locomotive", "n02959942", "bicycle", "n04530566", "aircraft",
-    # other objects: n03380867 footwear, shoes and boots (not n03381126, hosiery); n02778669 ball, game equipment
-    # (not n13899404, the round shape)
-    "musical instrument", "personal computer", "clock", "firearm", "bottle", "chair", "hat", "n03380867", "necktie",
-    "swimsuit", "coat", "skirt", "sweater", "shop", "fence", "n02778669", "telephone", "camera", "pen", "bridge",
-    "squash",
-)
-
-# Display names of the DEFAULT_GROUPS entries whose WordNet name is not the everyday one.
-GROUP_LABELS: Mapping[str, str] = MappingProxyType(
-    {
-        "domestic cat": "cat", "wildcat": "wild cat", "swine": "pig", "tusker": "elephant", "leporid": "rabbit",
-        "game bird": "bird", "crocodilian reptile": "crocodile", "fungus": "mushroom", "n02958343": "car",
-        "locomotive": "train", "n02959942": "train", "n04530566": "boat", "personal computer": "computer",
-        "firearm": "gun", "n03380867": "shoe", "necktie": "tie", "n02778669": "ball",
-    }
-)
-
+_GROUPS_PATH = Path(__file__).resolve().parent / "tests" / "data" / "imagenet_groups.json"
 
 # ==== Task 1.1: the model (torch.hub ResNet-50, the offline stand-in) and its layers ================================
 
@@ -265,14 +216,14 @@ def _hub_repo() -> str:
 
 
 def offline_hub_requirements() -> str:
-    """What torch.hub needs on disk to load ResNet-50 without a network: both the hub repository
-    and the checkpoint, under ``$TORCH_HOME/hub`` (``torch.hub.get_dir()``)."""
-    hub = Path(torch.hub.get_dir())
+    """What torch.hub needs on disk to load ResNet-50 without a network: both the hub repository and the checkpoint,
+    under ``$TORCH_HOME/hub`` (``torch.hub.get_dir()``). Paths are named relative to ``$TORCH_HOME``, never as a
+    machine's absolute folder."""
     owner, name = HUB_REPO.split("/")
     tag = _hub_repo().split(":")[1]
     return (
-        f"put both the hub repository ({HUB_REPO} at tag {tag}, unpacked as {hub / f'{owner}_{name}_{tag}'}) "
-        f"and the checkpoint {hub / 'checkpoints' / RESNET50_CHECKPOINT} under $TORCH_HOME/hub"
+        f"put both the hub repository ({HUB_REPO} at tag {tag}, unpacked as $TORCH_HOME/hub/{owner}_{name}_{tag}) "
+        f"and the checkpoint $TORCH_HOME/hub/checkpoints/{RESNET50_CHECKPOINT} under $TORCH_HOME/hub"
     )
 
 
@@ -570,51 +521,27 @@ def _components(heatmap: Tensor | np.ndarray, threshold: float) -> tuple[np.ndar
     return labels, ndimage.find_objects(labels), np.bincount(labels.ravel(), minlength=count + 1)[1:]
 
 
-def _slice_box(region: tuple[slice, slice]) -> Box:
-    return (float(region[1].start), float(region[0].start), float(region[1].stop), float(region[0].stop))
-
-
-def heatmap_to_boxes(heatmap: Tensor | np.ndarray, threshold: float = DEFAULT_BOX_THRESHOLD) -> list[Box]:
-    """Boxes of every 8-connected component of ``heatmap >= threshold * max(heatmap)``, largest first.
-
-    heatmap: ``[H, W]``. The threshold is a fraction of the map's maximum. Boxes are float
-    pixel edges ``(x0, y0, x1, y1)`` with x1, y1 exclusive. A map with no positive maximum, a
-    constant map, or one holding NaN has no box: the result is empty.
-    """
-    found = _components(heatmap, threshold)
-    if found is None:
-        return []
-    _, slices, areas = found
-    order = sorted(range(len(slices)), key=lambda i: -areas[i])  # stable: equal areas keep scan order
-    return [_slice_box(slices[i]) for i in order]
-
-
 def heatmap_to_bbox(heatmap: Tensor | np.ndarray, threshold: float = DEFAULT_BOX_THRESHOLD) -> Box | None:
-    """The box of the largest 8-connected component of ``heatmap >= threshold * max`` (``[H, W]``; the first of
-    equal areas in scan order, see :func:`heatmap_to_boxes`), or ``None`` when the map has no confident region.
-    (The component holding the peak, or the box around all, did no better: tests/results/dilated.json.)"""
+    """The box of the largest 8-connected component of ``heatmap >= threshold * max(heatmap)`` (``[H, W]``; the
+    first of equal areas in scan order), or ``None`` when the map has no confident region (no positive maximum,
+    constant, or holding NaN). Boxes are float pixel edges ``(x0, y0, x1, y1)`` with x1, y1 exclusive."""
     found = _components(heatmap, threshold)
     if found is None:
         return None
     _, slices, areas = found
-    return _slice_box(slices[int(np.argmax(areas))])  # argmax: the first of equal areas, as above
+    rows, cols = slices[int(np.argmax(areas))]  # argmax: the first of equal areas
+    return (float(cols.start), float(rows.start), float(cols.stop), float(rows.stop))
 
 
-def cam_to_boxes(
-    cam: Tensor,
-    image_size: tuple[int, int],
-    thresholds: Sequence[float],
-    box_of: Callable[[Tensor, float], Box | None] = heatmap_to_bbox,
-) -> list[Box | None]:
-    """One box per threshold for a low-resolution normalised map ``[h, w]``, in photo pixels, read off
-    by ``box_of(heatmap, threshold)`` (:func:`heatmap_to_bbox`; the evaluation passes the rules it
-    compares). The map is upsampled once, bilinearly, to the photo's size or at most
-    ``MAX_BOX_MAP_PIXELS``, and the boxes are scaled back to the photo."""
+def cam_to_boxes(cam: Tensor, image_size: tuple[int, int], thresholds: Sequence[float]) -> list[Box | None]:
+    """One box per threshold (:func:`heatmap_to_bbox`) for a low-resolution normalised map ``[h, w]``, in photo
+    pixels. The map is upsampled once, bilinearly, to the photo's size or at most ``MAX_BOX_MAP_PIXELS``, and the
+    boxes are scaled back to the photo."""
     if not isinstance(cam, Tensor) or cam.ndim != 2:
         raise ValueError(f"cam must be a [h, w] tensor, got {getattr(cam, 'shape', type(cam).__name__)}")
     work = _box_map_size(*image_size)
     heatmap = _full_size(cam.unsqueeze(0), work)[0]
-    boxes = [box_of(heatmap, threshold) for threshold in thresholds]
+    boxes = [heatmap_to_bbox(heatmap, threshold) for threshold in thresholds]
     return [None if box is None else _scale_box(box, work, image_size) for box in boxes]
 
 
@@ -673,13 +600,46 @@ def grad_cams(
     per input size, two with ``flip``). Given a list of photos (sizes may differ) and one list
     of class indices per photo, returns one tensor per photo, in input order.
     """
-    is_batch, photos, targets = _batch_arguments(image, class_indices, len(loaded.categories))
-    if targets is None:
+    if class_indices is None:
         raise TypeError("class_indices is required: a list of class indices (one list per photo for a batch)")
+    found = _class_maps(_forward_grad_cams, loaded, image, 1, class_indices, input_sizes, flip, None)
+    maps = [_full_size(c, (p.height, p.width)) for c, p in zip(found.maps, found.photos, strict=True)]
+    return maps if found.is_batch else maps[0]
+
+
+class _ClassMaps(NamedTuple):
+    """The photos, their probabilities ``[B, C]`` (from the first view), each photo's classes and their
+    low-resolution maps ``[k_b, h, w]`` (averaged over the views); ``is_batch``: whether a list of photos was given."""
+
+    is_batch: bool
+    photos: list[Image.Image]
+    probabilities: Tensor
+    targets: list[list[int]]
+    maps: list[Tensor]
+
+
+def _class_maps(
+    method: Callable[..., tuple[Tensor, list[list[int]], list[Tensor]]],
+    loaded: LoadedModel,
+    image: ImageInput | Sequence[ImageInput],
+    topk: int,
+    class_indices: object,
+    input_sizes: object,
+    flip: bool,
+    groups: ClassGroups | None,
+    renormalize: bool = True,
+) -> _ClassMaps:
+    """What detect, segment and grad_cams share: their arguments checked, then the maps of ``method`` (Grad-CAM or
+    CAM) over the test-time views for ``class_indices``, else the top-``topk`` classes (with ``groups``: the best
+    member of each of the top-``topk`` groups)."""
+    topk = check_topk(topk, len(loaded.categories))
+    is_batch, photos, targets = _batch_arguments(image, class_indices, len(loaded.categories))
     sizes = _check_input_sizes(input_sizes)
-    _, _, cams = _averaged_maps(_forward_grad_cams, loaded, photos, targets, 1, sizes, bool(flip))
-    maps = [_full_size(c, (p.height, p.width)) for c, p in zip(cams, photos, strict=True)]
-    return maps if is_batch else maps[0]
+    chooser = topk if groups is None else _grouped_targets(groups, topk)
+    probabilities, targets, maps = _averaged_maps(
+        method, loaded, photos, targets, chooser, sizes, bool(flip), renormalize
+    )
+    return _ClassMaps(is_batch, photos, probabilities, targets, maps)
 
 
 @dataclass(frozen=True)
@@ -729,30 +689,17 @@ def detect(
     is taken over groups, each scored by the sum of its classes' probabilities; a group's map and
     ``class_index`` are those of its best member, its ``label`` is the group's name ("dog").
     """
-    threshold = DEFAULT_BOX_THRESHOLD if threshold is None else check_threshold(threshold)
-    instance_threshold = (
-        DEFAULT_INSTANCE_THRESHOLD
-        if instance_threshold is None
-        else check_threshold(instance_threshold, "instance_threshold")
-    )
-    topk = check_topk(topk, len(loaded.categories))
-    is_batch, photos, targets = _batch_arguments(image, class_indices, len(loaded.categories))
-    sizes = _check_input_sizes(input_sizes)
-    chooser = topk if groups is None else _grouped_targets(groups, topk)
-    probabilities, targets, cams = _averaged_maps(
-        _forward_grad_cams, loaded, photos, targets, chooser, sizes, bool(flip)
-    )
+    threshold = _threshold_or(threshold, DEFAULT_BOX_THRESHOLD)
+    instance_threshold = _threshold_or(instance_threshold, DEFAULT_INSTANCE_THRESHOLD, "instance_threshold")
+    found = _class_maps(_forward_grad_cams, loaded, image, topk, class_indices, input_sizes, flip, groups)
     results = [
         [
-            _detection(
-                loaded, groups, probabilities[b], c, cam, (photo.height, photo.width),
-                threshold=threshold, instance_threshold=instance_threshold,
-            )
-            for c, cam in zip(classes, photo_cams, strict=True)
+            _detection(loaded, groups, p, c, cam, (photo.height, photo.width), threshold, instance_threshold)
+            for c, cam in zip(classes, cams, strict=True)
         ]
-        for b, (photo, classes, photo_cams) in enumerate(zip(photos, targets, cams, strict=True))
+        for photo, p, classes, cams in zip(found.photos, found.probabilities, found.targets, found.maps, strict=True)
     ]
-    return results if is_batch else results[0]
+    return results if found.is_batch else results[0]
 
 
 def _detection(
@@ -762,7 +709,6 @@ def _detection(
     c: int,
     cam: Tensor,
     size: tuple[int, int],
-    *,
     threshold: float,
     instance_threshold: float,
 ) -> Detection:
@@ -910,7 +856,7 @@ class Segmentation:
     ``cams_low``: the normalised CAMs ``[k, h, w]``; ``cams`` (``[k, H, W]``) is made on access;
     ``logits_low``: the per-pixel logits ``M_c + b_c`` ``[k, h, w]`` that decide overlaps;
     ``refined``: whether ``label_map`` is the edge-following one (dense CRF, :func:`refine_label_map`) or the
-    sheet's plain map (:func:`relabel`).
+    sheet's plain map.
     """
 
     label_map: np.ndarray
@@ -952,37 +898,20 @@ def segment(
     :class:`CRFSettings` does so with those settings, False gives the sheet's plain label map above.
     """
     settings = _check_refine(refine)
-    default = DEFAULT_MASK_THRESHOLD if settings is None else DEFAULT_REFINED_MASK_THRESHOLD
-    threshold = default if threshold is None else check_threshold(threshold)
-    topk = check_topk(topk, len(loaded.categories))
-    is_batch, photos, targets = _batch_arguments(image, class_indices, len(loaded.categories))
-    sizes = _check_input_sizes(input_sizes)
-    chooser = topk if groups is None else _grouped_targets(groups, topk)
-    probabilities, targets, raws = _averaged_maps(
-        _forward_cams, loaded, photos, targets, chooser, sizes, bool(flip), renormalize=False
-    )
+    threshold = _threshold_or(threshold, DEFAULT_MASK_THRESHOLD if settings is None else DEFAULT_REFINED_MASK_THRESHOLD)
+    found = _class_maps(_forward_cams, loaded, image, topk, class_indices, input_sizes, flip, groups, False)
     bias = loaded.classifier.bias
     results = []
-    for b, (photo, classes, raw) in enumerate(zip(photos, targets, raws, strict=True)):
+    for photo, p, classes, raw in zip(found.photos, found.probabilities, found.targets, found.maps, strict=True):
         low = normalize_heatmap(raw)
         logits_low = raw + (bias[classes][:, None, None] if bias is not None else 0.0)
         if settings is None:
             label_map = _label_map(low, logits_low, classes, (photo.height, photo.width), threshold)
         else:
             (label_map,) = _refined_label_maps(photo, low, logits_low, classes, [threshold], settings)
-        info = [(c, *_label_and_score(loaded, groups, probabilities[b], c)) for c in classes]
+        info = [(c, *_label_and_score(loaded, groups, p, c)) for c in classes]
         results.append(Segmentation(label_map, info, low, logits_low, refined=settings is not None))
-    return results if is_batch else results[0]
-
-
-def relabel(seg: Segmentation, threshold: float) -> np.ndarray:
-    """The sheet's PLAIN label map ``[H, W]`` of a segmentation at another mask threshold, from its stored maps,
-    with no new forward pass (what :func:`segment` with that ``threshold`` and ``refine=False`` would return),
-    also for a refined segmentation; :func:`refine_label_map` gives the refined map at another threshold."""
-    threshold = check_threshold(threshold)
-    if not isinstance(seg, Segmentation):
-        raise TypeError(f"seg must be a Segmentation, got {type(seg).__name__}")
-    return _label_map(seg.cams_low, seg.logits_low, [c for c, _, _ in seg.classes], seg.label_map.shape, threshold)
+    return results if found.is_batch else results[0]
 
 
 # ==== Beyond the sheet: the last stage at stride 1 (dilated, same weights) ==========================================
@@ -1067,135 +996,6 @@ def _averaged_maps(
 # ==== Beyond the sheet: class groups, distinct objects instead of near-synonyms (WordNet hypernyms) =================
 
 
-@dataclass(frozen=True)
-class ClassHierarchy:
-    """A tree of WordNet synsets above the classes of a classifier. ``wnids``: the classes' node ids in
-    class-index order, length C; ``names``: node id -> name (the synset's first lemma, e.g. "n02084071" -> "dog";
-    not unique); ``parents``: node id -> parent node id, None for the root (every chain ends at a root)."""
-
-    wnids: tuple[str, ...]
-    names: Mapping[str, str]
-    parents: Mapping[str, str | None]
-
-    def __post_init__(self) -> None:
-        if not self.wnids:
-            raise ValueError("wnids must hold at least one class")
-        if len(set(self.wnids)) != len(self.wnids):
-            raise ValueError("wnids must be unique")
-        if set(self.names) != set(self.parents):
-            raise ValueError("names and parents must have the same node ids")
-        for wnid in self.wnids:
-            node: str | None = wnid
-            for _ in range(len(self.parents) + 1):
-                if node is None:
-                    break
-                if node not in self.parents:
-                    raise ValueError(f"node {node!r} (above class {wnid!r}) is missing from the hierarchy's nodes")
-                node = self.parents[node]
-            else:
-                raise ValueError(f"the parents of class {wnid!r} form a cycle")
-
-    @property
-    def num_classes(self) -> int:
-        """C, the number of classes."""
-        return len(self.wnids)
-
-    def _class_wnid(self, class_index: int) -> str:
-        return self.wnids[check_int(class_index, "class_index", 0, self.num_classes - 1)]
-
-    def ancestor_ids(self, class_index: int) -> list[str]:
-        """Node ids from the class itself up to the root, e.g. ["n02085620", "n02085374", ..., "n00001740"]."""
-        node: str | None = self._class_wnid(class_index)
-        path = []
-        while node is not None:
-            path.append(node)
-            node = self.parents[node]
-        return path
-
-    def ancestors(self, class_index: int) -> list[str]:
-        """Names from the class itself up to the root, e.g. ["Chihuahua", "toy dog", "dog", ..., "entity"]."""
-        return [self.names[node] for node in self.ancestor_ids(class_index)]
-
-    def class_name(self, class_index: int) -> str:
-        """The class's WordNet name (its synset's first lemma; may differ from torchvision's category name)."""
-        return self.names[self._class_wnid(class_index)]
-
-    def is_a(self, class_index: int, name: str) -> bool:
-        """Whether the class or one of its ancestors is called ``name`` (a node name such as "dog", or a wnid).
-
-        Raises ValueError if ``name`` is no node of the hierarchy (a typo would otherwise just answer False).
-        """
-        self._check_selector(name, "name")
-        return any(node == name or self.names[node] == name for node in self.ancestor_ids(class_index))
-
-    def _check_selector(self, name: str, argument: str) -> None:
-        if not isinstance(name, str):
-            raise ValueError(f"{argument} must be a str (a node name or wnid), got {type(name).__name__}")
-        if name not in self.names and name not in set(self.names.values()):
-            raise ValueError(f"{argument}={name!r} is neither a node name nor a wnid of the hierarchy")
-
-
-def load_hierarchy(path: str | os.PathLike[str] | None = None) -> ClassHierarchy:
-    """Read the JSON written by .ci/make_imagenet_hierarchy.py (default: tests/data/imagenet_hierarchy.json).
-
-    The file holds {"wnids": [C class ids in class order], "nodes": {id: {"name": str, "parent": id or null}}}.
-    """
-    path = Path(_HIERARCHY_PATH if path is None else path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        nodes = data["nodes"]
-        wnids = tuple(data["wnids"])
-        names = {node: str(fields["name"]) for node, fields in nodes.items()}
-        parents = {node: fields["parent"] for node, fields in nodes.items()}
-    except FileNotFoundError:
-        raise ValueError(f"path: no hierarchy file at {path} (make it with .ci/make_imagenet_hierarchy.py)") from None
-    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as error:
-        raise ValueError(f"path: {path} is not a hierarchy file ({type(error).__name__}: {error})") from None
-    return ClassHierarchy(wnids, MappingProxyType(names), MappingProxyType(parents))
-
-
-def class_groups(
-    hierarchy: ClassHierarchy, groups: Sequence[str] = DEFAULT_GROUPS, labels: Mapping[str, str] = GROUP_LABELS
-) -> tuple[list[str], Tensor]:
-    """Assign every class to the group of its deepest ancestor (itself included) that ``groups`` lists
-    (node names or wnids, see DEFAULT_GROUPS); ``labels``: display names, entries sharing a label share a group.
-
-    -> (group_names, group_of): the G group names, first the labels of the listed groups that received at least one
-    class (in the order of ``groups``), then one group per remaining class, named after the class (with its wnid
-    appended if that name is taken); and a LongTensor [C] with each class's group index in [0, G).
-    """
-    if isinstance(groups, str) or not isinstance(groups, Sequence):
-        raise ValueError(f"groups must be a sequence of node names or wnids, got {type(groups).__name__}")
-    for entry in groups:
-        hierarchy._check_selector(entry, "groups entry")
-    label_of_node: dict[str, str] = {}
-    for entry in groups:
-        label = labels.get(entry, hierarchy.names.get(entry, entry))
-        for node, name in hierarchy.names.items():
-            if node == entry or name == entry:
-                label_of_node.setdefault(node, label)
-
-    class_label: list[str | None] = []
-    for index in range(hierarchy.num_classes):
-        found = next((label_of_node[node] for node in hierarchy.ancestor_ids(index) if node in label_of_node), None)
-        class_label.append(found)
-    used = set(class_label)
-    names = [
-        label for label in dict.fromkeys(labels.get(e, hierarchy.names.get(e, e)) for e in groups) if label in used
-    ]
-    position = {label: i for i, label in enumerate(names)}
-    group_of = torch.empty(hierarchy.num_classes, dtype=torch.long)
-    for index, label in enumerate(class_label):
-        if label is None:
-            label = hierarchy.class_name(index)
-            if label in position:
-                label = f"{label} ({hierarchy.wnids[index]})"
-            position[label] = len(names)
-            names.append(label)
-        group_of[index] = position[label]
-    return names, group_of
-
-
 def _check_group_of(group_of: Tensor, num_classes: int, num_groups: int) -> None:
     if not isinstance(group_of, Tensor) or group_of.dtype not in (torch.int64, torch.int32):
         raise ValueError(f"group_of must be an int64 or int32 Tensor of shape [{num_classes}]")
@@ -1251,8 +1051,9 @@ def top_groups(
 
 @dataclass(frozen=True)
 class ClassGroups:
-    """Groups of near-synonym classes: ``names`` (G group names) and ``group_of`` (LongTensor ``[C]``,
-    each class's group index)."""
+    """Groups of near-synonym classes: ``names`` (G group names) and ``group_of`` (LongTensor ``[C]``, each class's
+    group index). Any assignment of classes to groups works; ``class_groups`` in .ci/make_imagenet_hierarchy.py
+    makes one from WordNet synsets (``ClassGroups(tuple(names), group_of)``)."""
 
     names: tuple[str, ...]
     group_of: Tensor = field(repr=False)
@@ -1263,11 +1064,20 @@ class ClassGroups:
 
 
 def imagenet_groups(path: str | os.PathLike[str] | None = None) -> ClassGroups:
-    """The default groups of the 1000 ImageNet-1k classes (:data:`DEFAULT_GROUPS` over the WordNet
-    hierarchy shipped in ``tests/data/imagenet_hierarchy.json``): "dog" holds the 118 breeds,
-    "cat" the 5 domestic cats, and so on; a class in no listed group is a group of its own."""
-    names, group_of = class_groups(load_hierarchy(path))
-    return ClassGroups(tuple(names), group_of)
+    """The default groups of the 1000 ImageNet-1k classes: "dog" holds the 118 breeds, "cat" the 5 domestic cats,
+    and so on; a class in no listed group is a group of its own. Read from ``path`` (default
+    tests/data/imagenet_groups.json: {"names": [G names], "group_of": [C group indices]}), which
+    .ci/make_imagenet_hierarchy.py computes from the WordNet hierarchy and its ``DEFAULT_GROUPS``."""
+    path = Path(_GROUPS_PATH if path is None else path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        names, group_of = tuple(str(name) for name in data["names"]), torch.tensor(data["group_of"], dtype=torch.long)
+    except FileNotFoundError:
+        raise ValueError(f"path: no groups file at {path} (make it with .ci/make_imagenet_hierarchy.py)") from None
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, RuntimeError) as error:
+        raise ValueError(f"path: {path} is not a groups file ({type(error).__name__}: {error})") from None
+    _check_group_of(group_of, NUM_CLASSES, len(names))
+    return ClassGroups(names, group_of)
 
 
 def _grouped_targets(groups: ClassGroups, topk: int) -> Callable[[Tensor], list[list[int]]]:
@@ -1322,7 +1132,7 @@ def peak_boxes(
        Zhou et al. (CVPR 2018); touching peak pixels (a plateau) are one peak;
     2. each peak's region: the 8-connected component of ``heatmap >= threshold * peak`` that holds
        it, so a weak instance is outlined at a fraction of *its own* height, not of the strongest
-       one's (the component of heatmap_to_boxes for the global peak);
+       one's (for the global peak, a component of :func:`heatmap_to_bbox`'s mask);
     3. boxes overlapping a better box with IoU > ``nms_iou`` are removed (``torchvision.ops.nms``;
        ``nms_iou=1`` removes none).
 
@@ -1672,7 +1482,7 @@ def refine_label_map(
     threshold: the mask threshold, the CRF's unary level (default :data:`DEFAULT_REFINED_MASK_THRESHOLD`); settings: the
     CRF (default ``CRFSettings()``). The CRF works at ``settings.long_side`` whatever the photo's size; its label
     probabilities are upsampled bilinearly to the photo. With both pairwise weights 0 and a photo no larger than
-    ``long_side`` it gives the plain map (:func:`relabel`) at ``threshold``, ties aside."""
+    ``long_side`` it gives the plain map (``segment(..., refine=False)``) at ``threshold``, ties aside."""
     threshold = DEFAULT_REFINED_MASK_THRESHOLD if threshold is None else threshold
     return refine_label_maps(photo, seg, [threshold], settings)[0]
 
@@ -1969,6 +1779,11 @@ def check_topk(topk: object, num_classes: int = NUM_CLASSES) -> int:
 def check_threshold(threshold: object, name: str = "threshold") -> float:
     """A real number in (0, 1] (a fraction of a map's maximum)."""
     return check_fraction(threshold, name, low_open=True, meaning="a fraction of the map's maximum")
+
+
+def _threshold_or(threshold: object, default: float, name: str = "threshold") -> float:
+    """``default`` for None, else :func:`check_threshold`."""
+    return default if threshold is None else check_threshold(threshold, name)
 
 
 def _check_input_sizes(input_sizes: object) -> tuple[int, ...]:

@@ -1,8 +1,13 @@
-"""Write tests/data/imagenet_hierarchy.json: the WordNet 3.0 hypernym tree above the 1000 ImageNet-1k classes.
+"""Write tests/data/imagenet_hierarchy.json, the WordNet 3.0 hypernym tree above the 1000 ImageNet-1k classes, and
+tests/data/imagenet_groups.json, the default class groups over it (what ``helpers.imagenet_groups()`` reads).
 
 Usage (from the repository root)::
 
     .venv/bin/python .ci/make_imagenet_hierarchy.py [--data-noun PATH] [--wnids PATH] [--output PATH] [--check]
+    .venv/bin/python .ci/make_imagenet_hierarchy.py --groups-only [--check]   # no WordNet needed
+
+User-defined groups: ``load_hierarchy`` and ``class_groups`` below, e.g.
+``names, group_of = class_groups(load_hierarchy(), ["dog", "cat"]); helpers.ClassGroups(tuple(names), group_of)``.
 
 Inputs
 ------
@@ -26,7 +31,8 @@ hypernym pointer (``@``, or ``@i`` for an instance when it has no ``@``), so the
 ``entity``. A node's id is its wnid (``"n"`` + 8-digit offset); its name is the synset's first lemma with underscores
 turned into spaces (so names are not unique: two synsets may share one).
 
-``--check`` rebuilds the file in memory and exits with status 1 if the committed file differs (for CI).
+``--check`` rebuilds the files in memory and exits with status 1 if a committed file differs (for CI).
+``--groups-only`` (re)makes only the groups file, from the committed hierarchy.
 
 Sanity checks run every time: 1000 unique, sorted wnids; index 0 = tench, 151 = Chihuahua, 281 = tabby; every
 ``(class_index, wnid)`` pair of ``tests/data/imagenet_val/annotations.json`` (if present) agrees.
@@ -36,12 +42,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
+
+import torch
+from torch import Tensor
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from helpers import check_int  # noqa: E402
+
 DEFAULT_DATA_NOUN = Path("/usr/share/wordnet/data.noun")
 DEFAULT_OUTPUT = ROOT / "tests" / "data" / "imagenet_hierarchy.json"
+GROUPS_OUTPUT = ROOT / "tests" / "data" / "imagenet_groups.json"
 ANNOTATIONS = (ROOT / "tests" / "data" / "imagenet_val" / "annotations.json",)
 KNOWN = {0: "n01440764", 151: "n02085620", 281: "n02123045"}  # tench, Chihuahua, tabby
 
@@ -69,6 +86,34 @@ ABOUT = (
     "('@', else '@i'); the root 'entity' has parent null. Derived from WordNet 3.0 data.noun (Debian package "
     "wordnet-base) by .ci/make_imagenet_hierarchy.py. WordNet 3.0 Copyright 2006 by Princeton University, used under "
     "the WordNet 3.0 licence reproduced in 'licence'."
+)
+
+
+# Groups of near-synonym classes ("distinct objects"), see class_groups: WordNet synsets by name (every node of that
+# name) or by wnid where the name is ambiguous. The choices are explained in tests/evaluation/choices.md.
+DEFAULT_GROUPS: tuple[str, ...] = (
+    # mammals
+    "dog", "wolf", "fox", "wild dog", "domestic cat", "wildcat", "big cat", "bear", "monkey", "ape", "lemur", "bovid",
+    "antelope", "swine", "elephant", "tusker", "leporid", "whale",
+    # other animals
+    "bird", "game bird", "fish", "shark", "snake", "lizard", "turtle", "frog", "salamander", "crocodilian reptile",
+    "butterfly", "beetle", "spider", "crab", "lobster", "fungus", "mushroom",
+    # vehicles: n02958343 car (automobile), n02959942 railway car, n04530566 vessel (watercraft)
+    "n02958343", "van", "truck", "bus", "train", "locomotive", "n02959942", "bicycle", "n04530566", "aircraft",
+    # other objects: n03380867 footwear (shoes), n02778669 ball (game equipment)
+    "musical instrument", "personal computer", "clock", "firearm", "bottle", "chair", "hat", "n03380867", "necktie",
+    "swimsuit", "coat", "skirt", "sweater", "shop", "fence", "n02778669", "telephone", "camera", "pen", "bridge",
+    "squash",
+)
+
+# Display names of the DEFAULT_GROUPS entries whose WordNet name is not the everyday one.
+GROUP_LABELS: Mapping[str, str] = MappingProxyType(
+    {
+        "domestic cat": "cat", "wildcat": "wild cat", "swine": "pig", "tusker": "elephant", "leporid": "rabbit",
+        "game bird": "bird", "crocodilian reptile": "crocodile", "fungus": "mushroom", "n02958343": "car",
+        "locomotive": "train", "n02959942": "train", "n04530566": "boat", "personal computer": "computer",
+        "firearm": "gun", "n03380867": "shoe", "necktie": "tie", "n02778669": "ball",
+    }
 )
 
 
@@ -168,30 +213,168 @@ def render(wnids: list[str], nodes: dict[str, dict[str, str | None]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+@dataclass(frozen=True)
+class ClassHierarchy:
+    """A tree of WordNet synsets above the classes of a classifier. ``wnids``: the classes' node ids in
+    class-index order, length C; ``names``: node id -> name (the synset's first lemma, e.g. "n02084071" -> "dog";
+    not unique); ``parents``: node id -> parent node id, None for the root (every chain ends at a root)."""
+
+    wnids: tuple[str, ...]
+    names: Mapping[str, str]
+    parents: Mapping[str, str | None]
+
+    def __post_init__(self) -> None:
+        if not self.wnids or len(set(self.wnids)) != len(self.wnids):
+            raise ValueError("wnids must be non-empty and unique")
+        if set(self.names) != set(self.parents):
+            raise ValueError("names and parents must have the same node ids")
+        for index in range(self.num_classes):
+            self.ancestor_ids(index)  # raises for a missing node or a cycle
+
+    @property
+    def num_classes(self) -> int:
+        """C, the number of classes."""
+        return len(self.wnids)
+
+    def ancestor_ids(self, class_index: int) -> list[str]:
+        """Node ids from the class itself up to the root, e.g. ["n02085620", "n02085374", ..., "n00001740"]."""
+        wnid = self.wnids[check_int(class_index, "class_index", 0, self.num_classes - 1)]
+        path: list[str] = []
+        node: str | None = wnid
+        while node is not None:
+            if node not in self.parents:
+                raise ValueError(f"node {node!r} (above class {wnid!r}) is missing from the hierarchy's nodes")
+            if node in path:
+                raise ValueError(f"the parents of class {wnid!r} form a cycle")
+            path.append(node)
+            node = self.parents[node]
+        return path
+
+    def ancestors(self, class_index: int) -> list[str]:
+        """Names from the class itself up to the root, e.g. ["Chihuahua", "toy dog", "dog", ..., "entity"]."""
+        return [self.names[node] for node in self.ancestor_ids(class_index)]
+
+    def class_name(self, class_index: int) -> str:
+        """The class's WordNet name (its synset's first lemma; may differ from torchvision's category name)."""
+        return self.ancestors(class_index)[0]
+
+    def is_a(self, class_index: int, name: str) -> bool:
+        """Whether the class or one of its ancestors is called ``name`` (a node name such as "dog", or a wnid);
+        ValueError if ``name`` is no node of the hierarchy (a typo would otherwise just answer False)."""
+        self._check_selector(name, "name")
+        return any(node == name or self.names[node] == name for node in self.ancestor_ids(class_index))
+
+    def _check_selector(self, name: str, argument: str) -> None:
+        if not isinstance(name, str):
+            raise ValueError(f"{argument} must be a str (a node name or wnid), got {type(name).__name__}")
+        if name not in self.names and name not in set(self.names.values()):
+            raise ValueError(f"{argument}={name!r} is neither a node name nor a wnid of the hierarchy")
+
+
+def load_hierarchy(path: str | os.PathLike[str] | None = None) -> ClassHierarchy:
+    """Read the JSON written by .ci/make_imagenet_hierarchy.py (default: tests/data/imagenet_hierarchy.json):
+    {"wnids": [C class ids in class order], "nodes": {id: {"name": str, "parent": id or null}}}."""
+    path = Path(DEFAULT_OUTPUT if path is None else path)
+    try:
+        return hierarchy_of(json.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        raise ValueError(f"path: no hierarchy file at {path} (make it with .ci/make_imagenet_hierarchy.py)") from None
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as error:
+        raise ValueError(f"path: {path} is not a hierarchy file ({type(error).__name__}: {error})") from None
+
+
+def hierarchy_of(data: dict) -> ClassHierarchy:
+    """The :class:`ClassHierarchy` of a hierarchy file's parsed JSON."""
+    nodes = data["nodes"]
+    names = {node: str(fields["name"]) for node, fields in nodes.items()}
+    parents = {node: fields["parent"] for node, fields in nodes.items()}
+    return ClassHierarchy(tuple(data["wnids"]), MappingProxyType(names), MappingProxyType(parents))
+
+
+def class_groups(
+    hierarchy: ClassHierarchy, groups: Sequence[str] = DEFAULT_GROUPS, labels: Mapping[str, str] = GROUP_LABELS
+) -> tuple[list[str], Tensor]:
+    """Assign every class to the group of its deepest ancestor (itself included) that ``groups`` lists
+    (node names or wnids, see DEFAULT_GROUPS); ``labels``: display names, entries sharing a label share a group.
+
+    -> (group_names, group_of): the G group names, first the labels of the listed groups that received at least one
+    class (in the order of ``groups``), then one group per remaining class, named after the class (with its wnid
+    appended if that name is taken); and a LongTensor [C] with each class's group index in [0, G).
+    """
+    if isinstance(groups, str) or not isinstance(groups, Sequence):
+        raise ValueError(f"groups must be a sequence of node names or wnids, got {type(groups).__name__}")
+    for entry in groups:
+        hierarchy._check_selector(entry, "groups entry")
+    entry_labels = [labels.get(entry, hierarchy.names.get(entry, entry)) for entry in groups]
+    label_of_node: dict[str, str] = {}
+    for entry, label in zip(groups, entry_labels, strict=True):
+        for node, name in hierarchy.names.items():
+            if entry in (node, name):
+                label_of_node.setdefault(node, label)
+    class_label = [
+        next((label_of_node[node] for node in hierarchy.ancestor_ids(index) if node in label_of_node), None)
+        for index in range(hierarchy.num_classes)
+    ]
+    used = set(class_label)
+    names = [label for label in dict.fromkeys(entry_labels) if label in used]
+    position = {label: i for i, label in enumerate(names)}
+    group_of = torch.empty(hierarchy.num_classes, dtype=torch.long)
+    for index, label in enumerate(class_label):
+        if label is None:  # no listed ancestor: a group of its own
+            label = hierarchy.class_name(index)
+            if label in position:
+                label = f"{label} ({hierarchy.wnids[index]})"
+            position[label] = len(names)
+            names.append(label)
+        group_of[index] = position[label]
+    return names, group_of
+
+
+def render_groups(hierarchy: ClassHierarchy) -> str:
+    """The default groups (DEFAULT_GROUPS over ``hierarchy``) as JSON text: {"names": [...], "group_of": [...]}."""
+    names, group_of = class_groups(hierarchy)
+    about = "Default class groups of helpers.imagenet_groups(): .ci/make_imagenet_hierarchy.py, DEFAULT_GROUPS."
+    rows = [",".join(str(g) for g in group_of.tolist()[i : i + 50]) for i in range(0, len(group_of), 50)]
+    return "\n".join(["{", f'"about": {json.dumps(about)},', f'"names": {json.dumps(names)},', '"group_of": [',
+                      ",\n".join(rows), "]", "}"]) + "\n"
+
+
+def write_or_check(path: Path, text: str, check: bool) -> bool:
+    """Write ``text`` to ``path``, or with ``check`` only compare; False when a checked file is out of date."""
+    if check:
+        if (path.read_text(encoding="utf-8") if path.exists() else "") != text:
+            print(f"{path} is out of date: re-run {Path(__file__).name}", file=sys.stderr)
+            return False
+        print(f"{path} is up to date")
+        return True
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    print(f"wrote {path}: {len(text)} bytes")
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-noun", type=Path, default=DEFAULT_DATA_NOUN, help="WordNet 3.0 data.noun")
     parser.add_argument("--wnids", type=Path, default=None, help="text file with the 1000 wnids in class order")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON file to write")
-    parser.add_argument("--check", action="store_true", help="only compare with the existing output file")
+    parser.add_argument("--groups", type=Path, default=GROUPS_OUTPUT, help="JSON file of the default groups")
+    parser.add_argument("--groups-only", action="store_true", help="only the groups, from the existing hierarchy")
+    parser.add_argument("--check", action="store_true", help="only compare with the existing output files")
     args = parser.parse_args(argv)
 
+    if args.groups_only:
+        return 0 if write_or_check(args.groups, render_groups(load_hierarchy(args.output)), args.check) else 1
     synsets = parse_data_noun(args.data_noun)
     wnids, source = read_wnids(args.wnids, args.output)
     check_wnids(wnids, synsets)
     text = render(wnids, build(wnids, synsets))
-    if args.check:
-        current = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
-        if current != text:
-            print(f"{args.output} is out of date: re-run {Path(__file__).name}", file=sys.stderr)
-            return 1
-        print(f"{args.output} is up to date")
-        return 0
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(text, encoding="utf-8")
-    print(f"wrote {args.output}: {len(wnids)} classes, {len(text)} bytes (wnids from {source})")
-    return 0
+    ok = write_or_check(args.output, text, args.check)
+    print(f"{len(wnids)} classes (wnids from {source})")
+    hierarchy = load_hierarchy(args.output) if not args.check else hierarchy_of(json.loads(text))
+    ok = write_or_check(args.groups, render_groups(hierarchy), args.check) and ok
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -37,12 +37,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for _path in (ROOT, ROOT / "tests"):  # run as a script: helpers.py and the harness's data lookup (tests/evaluation)
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 import torchvision  # noqa: E402
+from evaluation.data import TEST_DATA, find_dataset  # noqa: E402
 from PIL import Image  # noqa: E402
 from torch import nn  # noqa: E402
 
@@ -66,10 +68,9 @@ except (ImportError, OSError) as err:
     TORCHCAM_MISSING = f"not installed ({type(err).__name__}: {err})"
 
 PHOTO = ROOT / "Chihuahua.jpg"
-BATCH_DIRS = (
-    ROOT / "tests" / "data" / "imagenet_val" / "images",
-    ROOT.parent / "shared" / "data" / "imagenet_val" / "images",
-)
+#: The batch's photos: the harness's imagenet_val, the repository's copy first (the harness's one lookup, asked
+#: with tests/data as the data folder; the shared set as a fallback when that copy is missing).
+BATCH_SET = find_dataset("imagenet_val", TEST_DATA) or find_dataset("imagenet_val")
 TOPK = 5
 SEGMENT_TOPK = 3
 BATCH_SIZE = 16
@@ -578,7 +579,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     busy_warning()
 
     photo = helpers.load_image(PHOTO)
-    batch_dir = next((d for d in BATCH_DIRS if d.is_dir()), None)
+    batch_dir = None if BATCH_SET is None else BATCH_SET / "images"
     batch = []
     if batch_dir is not None:
         files = sorted(p for p in batch_dir.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
@@ -698,7 +699,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "each photo's own size)"
         )
     else:
-        print(f"\n## Throughput: skipped, no photo folder among {[str(d) for d in BATCH_DIRS]}")
+        print("\n## Throughput: skipped, no imagenet_val photos in tests/data or the shared data")
 
     print(
         f"\n## Memory and hygiene (stand-in, {args.memory_calls} helpers.detect(photo, topk=5) calls, {memory_text})\n"

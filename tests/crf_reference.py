@@ -35,15 +35,19 @@ from PIL import Image
 from torch import Tensor
 
 ROOT = Path(__file__).resolve().parents[1]
-for _path in (ROOT, ROOT / "tests"):  # run as a script: helpers.py and evaluate.py
+for _path in (ROOT, ROOT / "tests"):  # run as a script: helpers.py and the harness (tests/evaluation)
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-import evaluate as ev  # noqa: E402
+from evaluation.boxes_masks import mask_items  # noqa: E402
+from evaluation.data import SHARED_DATA, find_dataset, load_coco, load_pets  # noqa: E402
+from evaluation.metrics import interval  # noqa: E402
+from evaluation.records import RESULTS, run_record, write_run  # noqa: E402
+from evaluation.report import ci_text  # noqa: E402
 
 import helpers  # noqa: E402
 
-OUT = ev.RESULTS / "crf_reference.json"
+OUT = RESULTS / "crf_reference.json"
 SETS = ("pets_seg", "coco_seg_oracle")
 #: The compared label maps, in table order.
 METHODS = ("plain", "helpers_crf", "pydensecrf2_full", "pydensecrf2_working")
@@ -154,13 +158,15 @@ def measure(
 ) -> tuple[dict[str, dict[str, list[float]]], dict[str, dict[str, list[float]]]]:
     """Per set, the per-item values of every method and the per-photo seconds of every CRF -> (values, seconds),
     each ``{set: {method: [...]}}``; the items are those of ``tests/evaluate.py --refine`` (one plain segment each)."""
-    pets = ev.load_pets(data / "pets_seg")
-    coco = ev.load_coco(data / "coco_seg")
+    pets_root, coco_root = find_dataset("pets_seg", data), find_dataset("coco_seg", data)
+    if pets_root is None or coco_root is None:
+        raise FileNotFoundError(f"pets_seg and coco_seg are needed: not found under {str(data)!r} or tests/data")
+    pets, coco = load_pets(pets_root), load_coco(coco_root)
     if limit is not None:
-        pets, coco = pets[:limit], dataclasses.replace(coco, photos=coco.photos[:limit])
+        pets, coco = pets[:limit], coco.head(limit)
     values: dict[str, dict[str, list[float]]] = {name: {} for name in SETS}
     seconds: dict[str, dict[str, list[float]]] = {name: {} for name in SETS}
-    for name, photo, seg, score in ev._mask_items(loaded, pets, coco, oracle=True):
+    for name, photo, seg, score in mask_items(loaded, pets, coco, oracle=True):
         maps, spent = label_maps(photo, seg, working)
         for method, labels in maps.items():
             values[name].setdefault(method, []).extend(score(labels))
@@ -174,10 +180,10 @@ def measure(
 def _block(values: dict[str, np.ndarray]) -> dict[str, object]:
     """One set's (or the pooled) means, paired differences and whether helpers' CRF matches the reference."""
     out: dict[str, object] = {"items": len(values["plain"])}
-    out |= {method: ev._interval(v) for method, v in values.items()}
+    out |= {method: interval(v) for method, v in values.items()}
     for a, b in DIFFERENCES:
         if a in values and b in values:
-            out[f"{a}_minus_{b}"] = ev._interval(values[a] - values[b])
+            out[f"{a}_minus_{b}"] = interval(values[a] - values[b])
     out["helpers_crf_vs_pydensecrf2_full"] = verdict(out["helpers_crf_minus_pydensecrf2_full"])
     return out
 
@@ -222,7 +228,7 @@ def table(results: dict[str, object]) -> str:
     lines.append(" " * width + "".join(f"{'(items ' + str(results[c]['items']) + ')':>28}" for c in columns))
     for key in rows + diffs:
         signed = key in diffs
-        lines.append(f"{key:<{width}}" + "".join(f"{ev.ci_text(results[c][key], False, signed):>28}" for c in columns))
+        lines.append(f"{key:<{width}}" + "".join(f"{ci_text(results[c][key], False, signed):>28}" for c in columns))
     verdicts = "".join(f"{results[c]['helpers_crf_vs_pydensecrf2_full']:>28}" for c in columns)
     lines.append(f"{'helpers_crf vs pydensecrf2_full':<{width}}{verdicts}")
     timing = results["seconds_per_photo"]
@@ -235,7 +241,7 @@ def table(results: dict[str, object]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=ev.SHARED_DATA, help="folder holding pets_seg and coco_seg")
+    parser.add_argument("--data", type=Path, default=SHARED_DATA, help="folder holding pets_seg and coco_seg")
     parser.add_argument("--model", default="efficientnet_lite0", choices=helpers.MODEL_NAMES)
     parser.add_argument("--out", type=Path, default=OUT, help="the JSON file to write")
     parser.add_argument("--limit", type=int, default=None, help="only the first LIMIT photos of each set (smoke run)")
@@ -261,8 +267,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "pydensecrf2's default normalisation (symmetric); helpers normalises each pixel's filter by its sum",
         "limit": args.limit,
     }
-    record = ev.run_record(config, results, time.perf_counter() - start, loaded.name)
-    path = ev.write_run(args.out, record)
+    record = run_record(config, results, time.perf_counter() - start, loaded.name)
+    path = write_run(args.out, record)
     print(table(results))
     print(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
     return 0

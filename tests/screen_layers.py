@@ -32,12 +32,14 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # helpers.py and the harness (tests/evaluation)
+
+from evaluation.boxes_masks import THRESHOLDS  # noqa: E402
+from evaluation.data import find_dataset  # noqa: E402
 
 import helpers as H  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data" / "imagenet_val_227"
-THRESHOLDS = [round(0.05 * i, 2) for i in range(1, 17)]
+DATA = find_dataset("imagenet_val_227")  # the harness's one lookup; None when the shared data is missing
 VARIANTS = ["cam224", "cam320", "cam_dil", "layercam_mid", "gradcam_mid", "fuse_mul", "fuse_mean", "fuse_dil_mid"]
 RULES = ["largest", "peak", "union"]
 
@@ -107,6 +109,8 @@ def box(heatmap: np.ndarray, t: float, rule: str):
 
 def main() -> None:
     torch.set_num_threads(2)
+    if DATA is None:
+        raise SystemExit("imagenet_val_227 not found: it is in the shared data (../shared/data) only")
     entries = json.loads((DATA / "annotations.json").read_text())
     entries = entries[: int(sys.argv[1])] if len(sys.argv) > 1 else entries
     loaded = H.load_model("efficientnet_lite0", dilated=False)

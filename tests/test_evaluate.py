@@ -1,4 +1,4 @@
-"""The pure part of the evaluation harness (tests/evaluate.py): loaders, box and mask metrics,
+"""The pure part of the evaluation harness (tests/evaluation/): loaders, box and mask metrics,
 bootstrap intervals, k-fold threshold choice and run records. No model; a few seconds in all.
 
 The small cases are built by hand, with the answer worked out in the comment next to them.
@@ -17,12 +17,12 @@ from PIL import Image
 if str(Path(__file__).resolve().parent) not in sys.path:  # pytest's default import mode adds it; others may not
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import evaluate
+from evaluation import data, metrics, records, refine
 
-helpers = evaluate.helpers  # the method, as the harness imports it
+import helpers
 
 DATA = Path(__file__).resolve().parent / "data"
-SHARED = evaluate.SHARED_DATA  # ../shared/data beside the repository: present in CI, maybe not elsewhere
+SHARED = data.SHARED_DATA  # ../shared/data beside the repository: present in CI, maybe not elsewhere
 
 
 def plain_iou(a, b) -> float:
@@ -51,17 +51,17 @@ def plain_iou(a, b) -> float:
     ],
 )
 def test_box_iou_hand_built(a, b, expected):
-    iou = evaluate.box_iou([a], [b])
+    iou = metrics.box_iou([a], [b])
     assert tuple(iou.shape) == (1, 1)
     assert float(iou[0, 0]) == pytest.approx(expected, abs=1e-12)
-    assert float(evaluate.box_iou([b], [a])[0, 0]) == pytest.approx(expected, abs=1e-12)  # symmetric
+    assert float(metrics.box_iou([b], [a])[0, 0]) == pytest.approx(expected, abs=1e-12)  # symmetric
 
 
 def test_box_iou_is_pairwise():
     a = [(0, 0, 10, 10), (5, 0, 15, 10)]
     b = [(0, 0, 10, 10), (20, 20, 30, 30), (2, 2, 7, 7)]
     expected = [[1.0, 0.0, 0.25], [1 / 3, 0.0, 10 / 115]]  # row 2, col 3: 2x5 / (100 + 25 - 10)
-    np.testing.assert_allclose(evaluate.box_iou(a, b).numpy(), expected, atol=1e-12)
+    np.testing.assert_allclose(metrics.box_iou(a, b).numpy(), expected, atol=1e-12)
 
 
 def test_box_iou_matches_plain_arithmetic_on_random_boxes():
@@ -74,18 +74,18 @@ def test_box_iou_matches_plain_arithmetic_on_random_boxes():
     a = [box() for _ in range(7)]
     b = [box() for _ in range(5)]
     expected = [[plain_iou(p, q) for q in b] for p in a]
-    np.testing.assert_allclose(evaluate.box_iou(a, b).numpy(), expected, atol=1e-12)
-    np.testing.assert_allclose(evaluate.box_iou(torch.tensor(a), torch.tensor(b)).numpy(), expected, atol=1e-6)
+    np.testing.assert_allclose(metrics.box_iou(a, b).numpy(), expected, atol=1e-12)
+    np.testing.assert_allclose(metrics.box_iou(torch.tensor(a), torch.tensor(b)).numpy(), expected, atol=1e-6)
 
 
 def test_best_iou():
     gt = [(20, 20, 30, 30), (5, 0, 15, 10), (0, 0, 10, 5)]
     # Against (0, 0, 10, 10): 0, 1/3, and 50 / 100 = 0.5 -> the best is 0.5.
-    assert evaluate.best_iou((0, 0, 10, 10), gt) == pytest.approx(0.5)
-    assert evaluate.best_iou((20, 20, 30, 30), gt) == 1.0
-    assert evaluate.best_iou((100, 100, 110, 110), gt) == 0.0
-    assert evaluate.best_iou(None, gt) == 0.0
-    assert evaluate.best_iou((0, 0, 10, 10), []) == 0.0
+    assert metrics.best_iou((0, 0, 10, 10), gt) == pytest.approx(0.5)
+    assert metrics.best_iou((20, 20, 30, 30), gt) == 1.0
+    assert metrics.best_iou((100, 100, 110, 110), gt) == 0.0
+    assert metrics.best_iou(None, gt) == 0.0
+    assert metrics.best_iou((0, 0, 10, 10), []) == 0.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -109,46 +109,46 @@ PRED = [
 
 
 def test_best_ious_per_photo():
-    np.testing.assert_allclose(evaluate.best_ious(PRED, GT).numpy(), [1.0, 1 / 3, 0.0, 0.5, 0.4], atol=1e-12)
+    np.testing.assert_allclose(metrics.best_ious(PRED, GT).numpy(), [1.0, 1 / 3, 0.0, 0.5, 0.4], atol=1e-12)
 
 
 def test_gt_known_hits_and_accuracy():
-    hits = evaluate.gt_known_hits(PRED, GT)
+    hits = metrics.gt_known_hits(PRED, GT)
     assert hits.dtype == torch.bool
     assert hits.tolist() == [True, False, False, True, False]
-    assert evaluate.gt_known_accuracy(PRED, GT) == pytest.approx(2 / 5)
+    assert metrics.gt_known_accuracy(PRED, GT) == pytest.approx(2 / 5)
     # At IoU >= 0.3 the 1/3 and 0.4 boxes hit as well.
-    assert evaluate.gt_known_accuracy(PRED, GT, iou_threshold=0.3) == pytest.approx(4 / 5)
-    assert evaluate.gt_known_accuracy(PRED, GT, iou_threshold=0.6) == pytest.approx(1 / 5)
+    assert metrics.gt_known_accuracy(PRED, GT, iou_threshold=0.3) == pytest.approx(4 / 5)
+    assert metrics.gt_known_accuracy(PRED, GT, iou_threshold=0.6) == pytest.approx(1 / 5)
 
 
 @pytest.mark.parametrize("cut", ["pred", "gt"])
 def test_gt_known_accuracy_length_mismatch_raises(cut):
     pred, gt = (PRED[:-1], GT) if cut == "pred" else (PRED, GT[:-1])
     with pytest.raises(ValueError, match="same length"):
-        evaluate.gt_known_accuracy(pred, gt)
+        metrics.gt_known_accuracy(pred, gt)
     with pytest.raises(ValueError, match="same length"):
-        evaluate.gt_known_hits(pred, gt)
+        metrics.gt_known_hits(pred, gt)
 
 
 @pytest.mark.parametrize("bad", [1.5, -0.1])
 def test_iou_threshold_out_of_range_raises(bad):
     with pytest.raises(ValueError, match=r"iou_threshold must be in \[0, 1\]"):
-        evaluate.gt_known_hits(PRED, GT, bad)
+        metrics.gt_known_hits(PRED, GT, bad)
 
 
 def test_top1_loc_hits_and_accuracy():
     # photo:         0 (hit)  1 (miss)  2 (miss)  3 (hit)  4 (miss)
     true_classes = [7, 7, 7, 3, 3]
     pred_classes = [7, 7, 7, 4, 3]  # photo 3's class is wrong: its hit does not count
-    hits = evaluate.top1_loc_hits(pred_classes, true_classes, PRED, GT)
+    hits = metrics.top1_loc_hits(pred_classes, true_classes, PRED, GT)
     assert hits.tolist() == [True, False, False, False, False]
     # Only photo 0 is right in class and box -> 1/5.
-    assert evaluate.top1_localization_accuracy(pred_classes, true_classes, PRED, GT) == pytest.approx(1 / 5)
+    assert metrics.top1_localization_accuracy(pred_classes, true_classes, PRED, GT) == pytest.approx(1 / 5)
     # All classes right: the same as GT-known hits.
-    assert evaluate.top1_loc_hits(true_classes, true_classes, PRED, GT).tolist() == [True, False, False, True, False]
+    assert metrics.top1_loc_hits(true_classes, true_classes, PRED, GT).tolist() == [True, False, False, True, False]
     # At IoU >= 0.3 photos 0, 1, 4 are right in class and box (photo 3's class is wrong).
-    assert evaluate.top1_loc_hits(torch.tensor(pred_classes), true_classes, PRED, GT, 0.3).tolist() == [
+    assert metrics.top1_loc_hits(torch.tensor(pred_classes), true_classes, PRED, GT, 0.3).tolist() == [
         True,
         True,
         False,
@@ -162,9 +162,9 @@ def test_top1_loc_length_mismatch_raises(short):
     arguments = [[7, 7, 7, 3, 3], [7, 7, 7, 3, 3], PRED, GT]
     arguments[short] = arguments[short][:-1]
     with pytest.raises(ValueError, match="same length"):
-        evaluate.top1_loc_hits(*arguments)
+        metrics.top1_loc_hits(*arguments)
     with pytest.raises(ValueError, match="same length"):
-        evaluate.top1_localization_accuracy(*arguments)
+        metrics.top1_localization_accuracy(*arguments)
 
 
 def test_max_box_acc_best_threshold():
@@ -176,30 +176,30 @@ def test_max_box_acc_best_threshold():
         0.8: [hit, None, None, None],  # 1/4
         0.4: [hit, hit, hit, miss],  # 3/4: ties with 0.6, the lowest threshold wins
     }
-    accuracy, threshold = evaluate.max_box_acc(boxes, gt)
+    accuracy, threshold = metrics.max_box_acc(boxes, gt)
     assert accuracy == pytest.approx(3 / 4)
     assert threshold == 0.4
     # A unique best is returned whatever its position.
     boxes[0.8] = [hit, hit, hit, hit]
-    assert evaluate.max_box_acc(boxes, gt) == (pytest.approx(1.0), 0.8)
+    assert metrics.max_box_acc(boxes, gt) == (pytest.approx(1.0), 0.8)
 
 
 def test_max_box_acc_all_zero_returns_lowest_threshold():
     gt = [[(0, 0, 10, 10)]] * 2
-    accuracy, threshold = evaluate.max_box_acc({0.5: [None, None], 0.3: [None, None], 0.7: [None, None]}, gt)
+    accuracy, threshold = metrics.max_box_acc({0.5: [None, None], 0.3: [None, None], 0.7: [None, None]}, gt)
     assert (accuracy, threshold) == (0.0, 0.3)
 
 
 def test_max_box_acc_bad_inputs_raise():
     gt = [[(0, 0, 10, 10)]] * 2
     with pytest.raises(ValueError, match="at least one threshold"):
-        evaluate.max_box_acc({}, gt)
+        metrics.max_box_acc({}, gt)
     with pytest.raises(ValueError, match="same length"):
-        evaluate.max_box_acc({0.5: [(0, 0, 10, 10)]}, gt)
+        metrics.max_box_acc({0.5: [(0, 0, 10, 10)]}, gt)
     with pytest.raises(TypeError, match="dict"):
-        evaluate.max_box_acc([[(0, 0, 10, 10)]] * 2, gt)
+        metrics.max_box_acc([[(0, 0, 10, 10)]] * 2, gt)
     with pytest.raises(ValueError, match="same length"):
-        evaluate.max_box_acc_v2({0.5: [(0, 0, 10, 10)]}, gt)
+        metrics.max_box_acc_v2({0.5: [(0, 0, 10, 10)]}, gt)
 
 
 # Four photos, one ground-truth box (0, 0, 10, 10) each.
@@ -214,11 +214,11 @@ V2_BOXES = {
 
 def test_max_box_acc_v2_hand_built():
     # MaxBoxAcc: IoU 0.3 -> 3/4 (threshold 0.2); 0.5 -> 2/4 (0.6); 0.7 -> 2/4 (0.6).
-    assert evaluate.max_box_acc(V2_BOXES, V2_GT, 0.3) == (pytest.approx(0.75), 0.2)
-    assert evaluate.max_box_acc(V2_BOXES, V2_GT, 0.5) == (pytest.approx(0.5), 0.6)
-    assert evaluate.max_box_acc(V2_BOXES, V2_GT, 0.7) == (pytest.approx(0.5), 0.6)
+    assert metrics.max_box_acc(V2_BOXES, V2_GT, 0.3) == (pytest.approx(0.75), 0.2)
+    assert metrics.max_box_acc(V2_BOXES, V2_GT, 0.5) == (pytest.approx(0.5), 0.6)
+    assert metrics.max_box_acc(V2_BOXES, V2_GT, 0.7) == (pytest.approx(0.5), 0.6)
     # V2 = (3/4 + 2/4 + 2/4) / 3 = 7/12; a single threshold could only reach 7/12 (0.2: 5/12, 0.6: 6/12).
-    assert evaluate.max_box_acc_v2(V2_BOXES, V2_GT) == pytest.approx(7 / 12)
+    assert metrics.max_box_acc_v2(V2_BOXES, V2_GT) == pytest.approx(7 / 12)
 
 
 def test_max_box_acc_v2_is_mean_of_three_max_box_acc():
@@ -232,43 +232,8 @@ def test_max_box_acc_v2_is_mean_of_three_max_box_acc():
 
     gt = [[(10, 10, 40, 40)], [(0, 0, 20, 30), (25, 25, 50, 50)], [(5, 5, 45, 25)]] * 10
     boxes = {t: [maybe_box() for _ in gt] for t in (0.1, 0.3, 0.5, 0.7)}
-    expected = np.mean([evaluate.max_box_acc(boxes, gt, iou)[0] for iou in (0.3, 0.5, 0.7)])
-    assert evaluate.max_box_acc_v2(boxes, gt) == pytest.approx(expected, abs=1e-12)
-
-
-# --------------------------------------------------------------------------------------------
-# The box rules the harness compares (detect() ships only "largest")
-# --------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("rule", "expected"),
-    [
-        ("largest", (1.0, 1.0, 7.0, 6.0)),  # the 30 px plateau
-        ("peak", (9.0, 7.0, 11.0, 9.0)),  # the component holding the maximum 1.0
-        ("union", (1.0, 1.0, 11.0, 9.0)),  # around both
-    ],
-)
-def test_box_rules_hand_built(rule, expected, two_blobs):
-    box_of = evaluate.BOX_OF[rule]
-    assert box_of(two_blobs, 0.5) == expected
-    assert box_of(torch.from_numpy(two_blobs), 0.5) == expected
-    # Above 0.6 only the peak region is left: every rule gives its box.
-    assert box_of(two_blobs, 0.7) == (9.0, 7.0, 11.0, 9.0)
-    assert box_of(np.zeros((4, 4)), 0.5) is None and box_of(np.full((4, 4), np.nan), 0.5) is None
-    with pytest.raises(ValueError, match=r"threshold must be in \(0, 1\]"):
-        box_of(two_blobs, 0.0)
-
-
-def test_union_box_holds_the_largest_and_the_peak_component_on_the_chihuahua(lite, chihuahua):
-    for det in helpers.detect(lite, chihuahua, topk=3):
-        size = (chihuahua.height, chihuahua.width)
-        largest, peak, union = (
-            helpers.cam_to_boxes(det.cam, size, [0.25], evaluate.BOX_OF[rule])[0] for rule in evaluate.BOX_RULES
-        )
-        assert largest == det.box
-        for inner in (largest, peak):
-            assert union[0] <= inner[0] and union[1] <= inner[1] and union[2] >= inner[2] and union[3] >= inner[3]
+    expected = np.mean([metrics.max_box_acc(boxes, gt, iou)[0] for iou in (0.3, 0.5, 0.7)])
+    assert metrics.max_box_acc_v2(boxes, gt) == pytest.approx(expected, abs=1e-12)
 
 
 # --------------------------------------------------------------------------------------------
@@ -301,29 +266,29 @@ PRED_MASK = np.array(
 
 
 def test_foreground_iou_hand_built_with_ignore():
-    assert evaluate.foreground_iou(PRED_MASK, GT_MASK) == pytest.approx(0.5)
-    assert evaluate.foreground_iou(torch.from_numpy(PRED_MASK), torch.from_numpy(GT_MASK)) == pytest.approx(0.5)
-    assert evaluate.foreground_iou(PRED_MASK.astype(np.uint8), GT_MASK) == pytest.approx(0.5)
+    assert metrics.foreground_iou(PRED_MASK, GT_MASK) == pytest.approx(0.5)
+    assert metrics.foreground_iou(torch.from_numpy(PRED_MASK), torch.from_numpy(GT_MASK)) == pytest.approx(0.5)
+    assert metrics.foreground_iou(PRED_MASK.astype(np.uint8), GT_MASK) == pytest.approx(0.5)
 
 
 def test_foreground_iou_other_ignore_index():
     # With ignore_index 7 (absent), 255 counts as foreground: truth = 4 + 3 = 7 pixels,
     # prediction 7 pixels, intersection (0,2), (1,1), (1,2), (1,3), (2,2) = 5; union 7 + 7 - 5 = 9.
-    assert evaluate.foreground_iou(PRED_MASK, GT_MASK, ignore_index=7) == pytest.approx(5 / 9)
+    assert metrics.foreground_iou(PRED_MASK, GT_MASK, ignore_index=7) == pytest.approx(5 / 9)
 
 
 def test_foreground_iou_extremes():
     gt = np.array([[0, 1], [255, 0]], dtype=np.uint8)
-    assert evaluate.foreground_iou(gt == 1, gt) == 1.0
-    assert evaluate.foreground_iou(np.zeros((2, 2), bool), gt) == 0.0
-    assert evaluate.foreground_iou(np.ones((2, 2), bool), gt) == pytest.approx(1 / 3)  # (0,0), (0,1), (1,1)
+    assert metrics.foreground_iou(gt == 1, gt) == 1.0
+    assert metrics.foreground_iou(np.zeros((2, 2), bool), gt) == 0.0
+    assert metrics.foreground_iou(np.ones((2, 2), bool), gt) == pytest.approx(1 / 3)  # (0,0), (0,1), (1,1)
     # Nothing predicted and nothing to find: the empty union counts as a perfect score.
-    assert evaluate.foreground_iou(np.zeros((2, 2), bool), np.array([[0, 0], [255, 0]], np.uint8)) == 1.0
+    assert metrics.foreground_iou(np.zeros((2, 2), bool), np.array([[0, 0], [255, 0]], np.uint8)) == 1.0
 
 
 def test_foreground_iou_shape_mismatch_raises():
     with pytest.raises(ValueError, match="same shape"):
-        evaluate.foreground_iou(np.zeros((4, 5), bool), GT_MASK)
+        metrics.foreground_iou(np.zeros((4, 5), bool), GT_MASK)
 
 
 # --------------------------------------------------------------------------------------------
@@ -361,34 +326,34 @@ COCO_PRED = np.array(
 
 
 def test_coco_pair_ious_hand_built_with_ignored_class():
-    ious = evaluate.coco_pair_ious(COCO_PRED, COCO_GT, [PERSON, CAR, DOG], MAPPABLE)
+    ious = metrics.coco_pair_ious(COCO_PRED, COCO_GT, [PERSON, CAR, DOG], MAPPABLE)
     assert list(ious) == [CAR, DOG]
     assert ious[CAR] == pytest.approx(1 / 4)
     assert ious[DOG] == pytest.approx(1 / 2)
     # Tensors work the same.
-    assert evaluate.coco_pair_ious(torch.from_numpy(COCO_PRED), torch.from_numpy(COCO_GT), {1, 3, 17}, MAPPABLE) == ious
+    assert metrics.coco_pair_ious(torch.from_numpy(COCO_PRED), torch.from_numpy(COCO_GT), {1, 3, 17}, MAPPABLE) == ious
 
 
 def test_coco_pair_ious_person_made_mappable_counts_its_pixels():
     # If person were mappable its column would count: dog then predicts (0,3), (1,3) too -> 3 / (4 + 7 - 3) = 3/8;
     # car predicts (2,3) too -> 1 / (3 + 3 - 1) = 1/5; person: truth 3 pixels, predicted none -> 0.
-    ious = evaluate.coco_pair_ious(COCO_PRED, COCO_GT, [PERSON, CAR, DOG], MAPPABLE | {PERSON})
+    ious = metrics.coco_pair_ious(COCO_PRED, COCO_GT, [PERSON, CAR, DOG], MAPPABLE | {PERSON})
     assert ious == {PERSON: 0.0, CAR: pytest.approx(1 / 5), DOG: pytest.approx(3 / 8)}
 
 
 def test_coco_pair_ious_perfect_and_bad_inputs():
     perfect = np.where(np.isin(COCO_GT, [CAR, DOG]), COCO_GT, 0)
-    assert evaluate.coco_pair_ious(perfect, COCO_GT, [PERSON, CAR, DOG], MAPPABLE) == {CAR: 1.0, DOG: 1.0}
+    assert metrics.coco_pair_ious(perfect, COCO_GT, [PERSON, CAR, DOG], MAPPABLE) == {CAR: 1.0, DOG: 1.0}
     with pytest.raises(ValueError, match="same shape"):
-        evaluate.coco_pair_ious(COCO_PRED[:3], COCO_GT, [CAR], MAPPABLE)
+        metrics.coco_pair_ious(COCO_PRED[:3], COCO_GT, [CAR], MAPPABLE)
     with pytest.raises(ValueError, match="no pixel"):
-        evaluate.coco_pair_ious(COCO_PRED, COCO_GT, [CAT], MAPPABLE)  # no cat in the ground truth
+        metrics.coco_pair_ious(COCO_PRED, COCO_GT, [CAT], MAPPABLE)  # no cat in the ground truth
     with pytest.raises(ValueError, match=r"1\.\.80"):
-        evaluate.coco_pair_ious(COCO_PRED, COCO_GT, [81], MAPPABLE)
+        metrics.coco_pair_ious(COCO_PRED, COCO_GT, [81], MAPPABLE)
     with pytest.raises(TypeError, match="integers"):
-        evaluate.coco_pair_ious(COCO_PRED.astype(float), COCO_GT, [CAR], MAPPABLE)
+        metrics.coco_pair_ious(COCO_PRED.astype(float), COCO_GT, [CAR], MAPPABLE)
     with pytest.raises(ValueError, match=r"\[H, W\]"):
-        evaluate.coco_pair_ious(COCO_PRED[None], COCO_GT[None], [CAR], MAPPABLE)
+        metrics.coco_pair_ious(COCO_PRED[None], COCO_GT[None], [CAR], MAPPABLE)
 
 
 def toy_coco_of_imagenet() -> np.ndarray:
@@ -404,10 +369,10 @@ def toy_coco_of_imagenet() -> np.ndarray:
 def test_imagenet_to_coco_label_map():
     # -1 background -> 0 (not lut[-1] = 70); 207 -> dog; 717 -> car; 5 (electric ray) has no COCO class -> 0.
     label_map = np.array([[-1, 207], [717, 5]], dtype=np.int64)
-    out = evaluate.imagenet_to_coco_label_map(label_map, toy_coco_of_imagenet())
+    out = metrics.imagenet_to_coco_label_map(label_map, toy_coco_of_imagenet())
     assert out.tolist() == [[0, DOG], [CAR, 0]]
     assert out.dtype == np.int64
-    assert evaluate.imagenet_to_coco_label_map(
+    assert metrics.imagenet_to_coco_label_map(
         torch.from_numpy(label_map), torch.from_numpy(toy_coco_of_imagenet())
     ).tolist() == [
         [0, DOG],
@@ -418,14 +383,14 @@ def test_imagenet_to_coco_label_map():
 @pytest.mark.parametrize(("value", "match"), [(1000, "0..999"), (-2, "0..999")])
 def test_imagenet_to_coco_label_map_bad_indices_raise(value, match):
     with pytest.raises(ValueError, match=match):
-        evaluate.imagenet_to_coco_label_map(np.array([[0, value]]), toy_coco_of_imagenet())
+        metrics.imagenet_to_coco_label_map(np.array([[0, value]]), toy_coco_of_imagenet())
 
 
 def test_imagenet_to_coco_label_map_bad_table_raises():
     with pytest.raises(ValueError, match=r"\[1000\]"):
-        evaluate.imagenet_to_coco_label_map(np.zeros((2, 2), np.int64), np.zeros(999, np.int64))
+        metrics.imagenet_to_coco_label_map(np.zeros((2, 2), np.int64), np.zeros(999, np.int64))
     with pytest.raises(TypeError, match="integers"):
-        evaluate.imagenet_to_coco_label_map(np.zeros((2, 2)), toy_coco_of_imagenet())
+        metrics.imagenet_to_coco_label_map(np.zeros((2, 2)), toy_coco_of_imagenet())
 
 
 def toy_probabilities() -> np.ndarray:
@@ -439,24 +404,24 @@ def toy_probabilities() -> np.ndarray:
 def test_oracle_classes_by_mapping():
     mapping = {DOG: [207, 208], CAT: [281, 282], CAR: [407, 717], TRUCK: [555, 717]}
     # Dog -> 208 (0.30), cat -> 281 (0.40), person skipped (no ImageNet class); ordered 281, 208.
-    assert evaluate.oracle_classes(toy_probabilities(), [PERSON, DOG, CAT], mapping) == [281, 208]
+    assert metrics.oracle_classes(toy_probabilities(), [PERSON, DOG, CAT], mapping) == [281, 208]
     # Car -> pickup 717 (0.08 > 0.01) and truck -> pickup 717 (0.08 > 0.02): one entry.
-    assert evaluate.oracle_classes(toy_probabilities(), [CAR, TRUCK], mapping) == [717]
-    assert evaluate.oracle_classes(torch.from_numpy(toy_probabilities()), [CAR, DOG], mapping) == [208, 717]
-    assert evaluate.oracle_classes(toy_probabilities(), [PERSON], mapping) == []
+    assert metrics.oracle_classes(toy_probabilities(), [CAR, TRUCK], mapping) == [717]
+    assert metrics.oracle_classes(torch.from_numpy(toy_probabilities()), [CAR, DOG], mapping) == [208, 717]
+    assert metrics.oracle_classes(toy_probabilities(), [PERSON], mapping) == []
 
 
 def test_oracle_classes_by_table():
     # The [1000] table knows pickup as a car only: truck -> fire engine 555 (its only class).
-    assert evaluate.oracle_classes(toy_probabilities(), [PERSON, DOG, CAT], toy_coco_of_imagenet()) == [281, 208]
-    assert evaluate.oracle_classes(toy_probabilities(), [CAR, TRUCK], toy_coco_of_imagenet()) == [717, 555]
+    assert metrics.oracle_classes(toy_probabilities(), [PERSON, DOG, CAT], toy_coco_of_imagenet()) == [281, 208]
+    assert metrics.oracle_classes(toy_probabilities(), [CAR, TRUCK], toy_coco_of_imagenet()) == [717, 555]
 
 
 def test_oracle_classes_bad_inputs_raise():
     with pytest.raises(ValueError, match=r"\[1000\]"):
-        evaluate.oracle_classes(np.ones(10), [DOG], {DOG: [207]})
+        metrics.oracle_classes(np.ones(10), [DOG], {DOG: [207]})
     with pytest.raises(TypeError, match="imagenet_to_coco"):
-        evaluate.oracle_classes(toy_probabilities(), [DOG], [[207]])
+        metrics.oracle_classes(toy_probabilities(), [DOG], [[207]])
 
 
 # --------------------------------------------------------------------------------------------
@@ -466,16 +431,16 @@ def test_oracle_classes_bad_inputs_raise():
 
 @pytest.mark.parametrize("constant", [0.0, 0.3, 1.0])
 def test_bootstrap_of_constant_is_that_constant(constant):
-    mean, low, high = evaluate.bootstrap_ci(np.full(37, constant), n_resamples=300)
+    mean, low, high = metrics.bootstrap_ci(np.full(37, constant), n_resamples=300)
     assert (mean, low, high) == (pytest.approx(constant), pytest.approx(constant), pytest.approx(constant))
 
 
 def test_bootstrap_bool_hits_and_determinism():
     hits = np.arange(200) % 4 == 0  # 50 of 200 -> mean 0.25
-    first = evaluate.bootstrap_ci(hits, n_resamples=500, seed=3)
-    assert first == evaluate.bootstrap_ci(torch.from_numpy(hits), n_resamples=500, seed=3)  # tensor, same seed
-    assert first == evaluate.bootstrap_ci(hits.tolist(), n_resamples=500, seed=3)
-    assert first != evaluate.bootstrap_ci(hits, n_resamples=500, seed=4)
+    first = metrics.bootstrap_ci(hits, n_resamples=500, seed=3)
+    assert first == metrics.bootstrap_ci(torch.from_numpy(hits), n_resamples=500, seed=3)  # tensor, same seed
+    assert first == metrics.bootstrap_ci(hits.tolist(), n_resamples=500, seed=3)
+    assert first != metrics.bootstrap_ci(hits, n_resamples=500, seed=4)
     mean, low, high = first
     assert mean == 0.25
     assert low < mean < high
@@ -484,7 +449,7 @@ def test_bootstrap_bool_hits_and_determinism():
 
 
 def test_bootstrap_of_one_photo_is_that_photo():
-    assert evaluate.bootstrap_ci([0.7]) == (0.7, 0.7, 0.7)
+    assert metrics.bootstrap_ci([0.7]) == (0.7, 0.7, 0.7)
 
 
 def test_bootstrap_is_the_plain_percentile_bootstrap():
@@ -494,14 +459,14 @@ def test_bootstrap_is_the_plain_percentile_bootstrap():
     picks = np.random.default_rng(11).integers(0, 57, size=(999, 57))
     low, high = np.quantile(values[picks].mean(axis=1), [0.025, 0.975])
     expected = (values.mean(), low, high)
-    assert evaluate.bootstrap_ci(values, n_resamples=999, seed=11) == pytest.approx(expected, abs=1e-12)
+    assert metrics.bootstrap_ci(values, n_resamples=999, seed=11) == pytest.approx(expected, abs=1e-12)
 
 
 def test_bootstrap_two_photos_by_hand():
     # Resampled means of [0, 1]: 0 (p 1/4), 0.5 (1/2), 1 (1/4): the 2.5 % and 97.5 % points are 0 and 1;
     # a 40 % interval (30 % .. 70 % points) holds only 0.5.
-    assert evaluate.bootstrap_ci([0, 1], n_resamples=4000) == (0.5, 0.0, 1.0)
-    assert evaluate.bootstrap_ci([0, 1], n_resamples=4000, level=0.4) == (0.5, 0.5, 0.5)
+    assert metrics.bootstrap_ci([0, 1], n_resamples=4000) == (0.5, 0.0, 1.0)
+    assert metrics.bootstrap_ci([0, 1], n_resamples=4000, level=0.4) == (0.5, 0.5, 0.5)
 
 
 @pytest.mark.parametrize(
@@ -520,7 +485,7 @@ def test_bootstrap_two_photos_by_hand():
 )
 def test_bootstrap_bad_inputs_raise(values, kwargs, error, match):
     with pytest.raises(error, match=match):
-        evaluate.bootstrap_ci(values, **kwargs)
+        metrics.bootstrap_ci(values, **kwargs)
 
 
 # --------------------------------------------------------------------------------------------
@@ -531,17 +496,17 @@ def test_bootstrap_bad_inputs_raise(values, kwargs, error, match):
 def test_choose_threshold_best_and_ties():
     # Means: 0.2 -> 2/4, 0.4 -> 3/4, 0.6 -> 3/4 (tie with 0.4: the lowest wins).
     values = {0.6: [1, 1, 1, 0], 0.2: [1, 1, 0, 0], 0.4: np.array([True, False, True, True])}
-    assert evaluate.choose_threshold(values) == 0.4
+    assert metrics.choose_threshold(values) == 0.4
     values[0.6] = torch.tensor([1.0, 1.0, 1.0, 1.0])
-    assert evaluate.choose_threshold(values) == 0.6
+    assert metrics.choose_threshold(values) == 0.6
 
 
 def test_choose_threshold_float_tie_goes_to_lowest():
     # The same per-photo values in another order sum to means one ulp apart: still a tie.
     low, high = [0.2, 0.3, 0.1], [0.1, 0.2, 0.3]  # means 0.19999999999999998, 0.20000000000000004
     assert np.mean(low) < np.mean(high)  # without the tolerance 0.6 would win the first case
-    assert evaluate.choose_threshold({0.3: low, 0.6: high}) == 0.3
-    assert evaluate.choose_threshold({0.3: high, 0.6: low}) == 0.3
+    assert metrics.choose_threshold({0.3: low, 0.6: high}) == 0.3
+    assert metrics.choose_threshold({0.3: high, 0.6: low}) == 0.3
 
 
 def test_kfold_dominant_threshold_chosen_in_every_fold():
@@ -549,7 +514,7 @@ def test_kfold_dominant_threshold_chosen_in_every_fold():
     n = 50
     hits = {t: rng.random(n) < 0.4 for t in (0.1, 0.2, 0.3, 0.5)}
     hits[0.4] = np.ones(n, dtype=bool)  # always a hit: the best on every training split
-    cv_mean, chosen, per_photo = evaluate.kfold_threshold(hits, k=5, seed=0)
+    cv_mean, chosen, per_photo = metrics.kfold_threshold(hits, k=5, seed=0)
     assert chosen == [0.4] * 5
     assert cv_mean == 1.0
     assert per_photo.shape == (n,) and per_photo.dtype == np.float64 and (per_photo == 1.0).all()
@@ -560,27 +525,27 @@ def test_kfold_leave_one_out_by_hand():
     hits = {0.2: [1, 1, 0, 0], 0.4: [1, 0, 1, 1]}
     # Photo 0 out: 0.2 -> 1/3, 0.4 -> 2/3: 0.4, its value 1.   Photo 1 out: 1/3 vs 3/3: 0.4, value 0.
     # Photo 2 out: 2/3 vs 2/3, tie: 0.2, value 0.               Photo 3 out: 2/3 vs 2/3: 0.2, value 0.
-    cv_mean, chosen, per_photo = evaluate.kfold_threshold(hits, k=4, seed=7)
+    cv_mean, chosen, per_photo = metrics.kfold_threshold(hits, k=4, seed=7)
     assert per_photo.tolist() == [1.0, 0.0, 0.0, 0.0]
     assert cv_mean == 0.25
     assert sorted(chosen) == [0.2, 0.2, 0.4, 0.4]
     # Chosen on all photos, 0.4 scores 3/4: the cross-validated 1/4 shows how optimistic that is.
-    assert evaluate.choose_threshold(hits) == 0.4
+    assert metrics.choose_threshold(hits) == 0.4
 
 
 def test_kfold_properties_on_random_scores():
     rng = np.random.default_rng(1)
     n, thresholds = 23, (0.15, 0.25, 0.35, 0.45)
     values = {t: rng.random(n) for t in thresholds}
-    cv_mean, chosen, per_photo = evaluate.kfold_threshold(values, k=5, seed=2)
+    cv_mean, chosen, per_photo = metrics.kfold_threshold(values, k=5, seed=2)
     assert len(chosen) == 5 and set(chosen) <= set(thresholds)
     assert cv_mean == pytest.approx(per_photo.mean())
     # Every photo is scored once, with one threshold's value.
     for i in range(n):
         assert any(per_photo[i] == values[t][i] for t in chosen)
-    assert evaluate.kfold_threshold(values, k=5, seed=2)[1] == chosen  # deterministic
+    assert metrics.kfold_threshold(values, k=5, seed=2)[1] == chosen  # deterministic
     # Two folds work as well.
-    assert len(evaluate.kfold_threshold(values, k=2, seed=3)[1]) == 2
+    assert len(metrics.kfold_threshold(values, k=2, seed=3)[1]) == 2
 
 
 @pytest.mark.parametrize(
@@ -596,7 +561,7 @@ def test_kfold_properties_on_random_scores():
 )
 def test_kfold_bad_inputs_raise(values, k, error, match):
     with pytest.raises(error, match=match):
-        evaluate.kfold_threshold(values, k=k)
+        metrics.kfold_threshold(values, k=k)
 
 
 # --------------------------------------------------------------------------------------------
@@ -613,7 +578,7 @@ def test_write_run_rounds_sorts_and_converts(tmp_path):
         "path": Path("a/b"),
         "none": None,
     }
-    path = evaluate.write_run(tmp_path / "runs" / "one.json", record)
+    path = records.write_run(tmp_path / "runs" / "one.json", record)
     text = path.read_text()
     assert json.loads(text) == {
         "alpha": {"hits": [True, False], "iou": 0.1235, "n": 7},
@@ -628,29 +593,29 @@ def test_write_run_rounds_sorts_and_converts(tmp_path):
 
 def test_write_run_bad_inputs_raise(tmp_path):
     with pytest.raises(ValueError, match="NaN"):
-        evaluate.write_run(tmp_path / "x.json", {"results": {"iou": float("nan")}})
+        records.write_run(tmp_path / "x.json", {"results": {"iou": float("nan")}})
     with pytest.raises(TypeError, match="cannot be written as JSON"):
-        evaluate.write_run(tmp_path / "x.json", {"model": object()})
+        records.write_run(tmp_path / "x.json", {"model": object()})
     with pytest.raises(ValueError, match="folder"):
-        evaluate.write_run(tmp_path, {"a": 1})
+        records.write_run(tmp_path, {"a": 1})
     with pytest.raises(TypeError, match="record must be a dict"):
-        evaluate.write_run(tmp_path / "x.json", [1, 2])
+        records.write_run(tmp_path / "x.json", [1, 2])
     assert not (tmp_path / "x.json").exists()  # nothing half-written
 
 
 def test_run_record(tmp_path):
-    record = evaluate.run_record({"model": "resnet50", "threshold": 0.4}, {"gt_known": 0.6}, 12.5)
+    record = records.run_record({"model": "resnet50", "threshold": 0.4}, {"gt_known": 0.6}, 12.5)
     assert record["config"] == {"model": "resnet50", "threshold": 0.4}
     assert record["results"] == {"gt_known": 0.6}
     assert record["seconds"] == 12.5 and record["model"] == "resnet50"
     assert record["torch"] == torch.__version__ and record["threads"] == torch.get_num_threads()
     assert record["date"][:2] == "20"
-    assert evaluate.run_record({}, {}, 1.0, model="lite")["model"] == "lite"
+    assert records.run_record({}, {}, 1.0, model="lite")["model"] == "lite"
     with pytest.raises(ValueError, match="model name"):
-        evaluate.run_record({}, {}, 1.0)
+        records.run_record({}, {}, 1.0)
     with pytest.raises(ValueError, match="seconds"):
-        evaluate.run_record({"model": "x"}, {}, -1.0)
-    json.loads(evaluate.write_run(tmp_path / "r.json", record).read_text())  # writable as it is
+        records.run_record({"model": "x"}, {}, -1.0)
+    json.loads(records.write_run(tmp_path / "r.json", record).read_text())  # writable as it is
 
 
 # --------------------------------------------------------------------------------------------
@@ -667,13 +632,13 @@ def test_run_record(tmp_path):
     ],
 )
 def test_centered_box(width, height, fraction, expected):
-    assert evaluate.centered_box(width, height, fraction) == pytest.approx(expected)
+    assert metrics.centered_box(width, height, fraction) == pytest.approx(expected)
 
 
 def test_centered_box_default_fraction_is_half():
-    assert evaluate.centered_box(100, 50) == pytest.approx((25, 12.5, 75, 37.5))
+    assert metrics.centered_box(100, 50) == pytest.approx((25, 12.5, 75, 37.5))
     # The box covers fraction^2 of the photo: IoU with the whole photo is 0.25.
-    assert evaluate.best_iou(evaluate.centered_box(100, 50), [(0, 0, 100, 50)]) == pytest.approx(0.25)
+    assert metrics.best_iou(metrics.centered_box(100, 50), [(0, 0, 100, 50)]) == pytest.approx(0.25)
 
 
 def test_centered_ellipse_4x4_by_hand():
@@ -681,12 +646,12 @@ def test_centered_ellipse_4x4_by_hand():
     # a pixel next to a corner 0.5625 + 0.0625 <= 1: everything but the four corners.
     expected = torch.ones(4, 4, dtype=torch.bool)
     expected[[0, 0, 3, 3], [0, 3, 0, 3]] = False
-    assert torch.equal(evaluate.centered_ellipse(4, 4, fraction=1.0), expected)
+    assert torch.equal(metrics.centered_ellipse(4, 4, fraction=1.0), expected)
 
 
 def test_centered_ellipse_area_and_orientation():
     height, width, fraction = 200, 120, 0.5
-    mask = evaluate.centered_ellipse(height, width, fraction)
+    mask = metrics.centered_ellipse(height, width, fraction)
     assert tuple(mask.shape) == (height, width)
     assert int(mask.sum()) == pytest.approx(np.pi / 4 * (fraction * height) * (fraction * width), rel=0.02)
     rows, cols = torch.nonzero(mask, as_tuple=True)
@@ -702,14 +667,14 @@ def test_centered_ellipse_area_and_orientation():
 
 
 def test_load_box_set_imagenet_val():
-    samples = evaluate.load_box_set(DATA / "imagenet_val")
+    samples = data.load_box_set(DATA / "imagenet_val")
     annotations = json.loads((DATA / "imagenet_val" / "annotations.json").read_text())
     assert len(samples) == 60
     assert sum(len(s.boxes) for s in samples) == 103
     assert [s.name for s in samples] == [a["file"] for a in annotations]
     clipped = 0
     for sample, entry in zip(samples, annotations, strict=True):
-        assert isinstance(sample, evaluate.BoxSample)
+        assert isinstance(sample, data.BoxSample)
         assert sample.photo.mode == "RGB"
         assert sample.class_index == entry["class_index"]
         for box, raw in zip(sample.boxes, entry["boxes_xyxy"], strict=True):
@@ -717,11 +682,10 @@ def test_load_box_set_imagenet_val():
             assert 0 <= x0 < x1 <= sample.photo.width and 0 <= y0 < y1 <= sample.photo.height, (sample.name, box)
             clipped += tuple(box) != tuple(float(v) for v in raw)
     assert clipped > 0  # some stored boxes run past the (cropped) photos: they were clipped
-    assert evaluate.load_imagenet_sample is evaluate.load_box_set
 
 
 def test_load_pets():
-    samples = evaluate.load_pets(DATA / "pets_seg")
+    samples = data.load_pets(DATA / "pets_seg")
     assert len(samples) == 26
     assert [name for name, _, _ in samples] == sorted(name for name, _, _ in samples)
     for name, photo, mask in samples:
@@ -729,7 +693,6 @@ def test_load_pets():
         assert mask.shape == (photo.height, photo.width) and mask.dtype == np.uint8, name
         assert set(np.unique(mask).tolist()) <= {0, 1, 2, 255}, name
         assert (mask == 1).any() or (mask == 2).any(), name  # every photo has a cat or a dog
-    assert evaluate.load_pets_sample is evaluate.load_pets
 
 
 def write_box_set(root: Path, boxes: list) -> None:
@@ -742,17 +705,17 @@ def write_box_set(root: Path, boxes: list) -> None:
 def test_load_box_set_clips_to_real_photo(tmp_path):
     # The photo is 20x10 though the annotation says 24 wide: (-2, 1, 23, 12) -> (0, 1, 20, 10).
     write_box_set(tmp_path, [[-2, 1, 23, 12], [3, 2, 5, 4]])
-    (sample,) = evaluate.load_box_set(tmp_path)
+    (sample,) = data.load_box_set(tmp_path)
     assert sample.boxes == [(0.0, 1.0, 20.0, 10.0), (3.0, 2.0, 5.0, 4.0)]
     assert (sample.class_index, sample.name, sample.photo.size) == (3, "a.png", (20, 10))
 
 
 def test_load_box_set_bad_data_raises(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"annotations\.json"):
-        evaluate.load_box_set(tmp_path)
+        data.load_box_set(tmp_path)
     write_box_set(tmp_path, [[21, 0, 23, 5]])  # entirely right of the 20 px photo
     with pytest.raises(ValueError, match="empty once clipped"):
-        evaluate.load_box_set(tmp_path)
+        data.load_box_set(tmp_path)
 
 
 def write_coco_set(root: Path, label_size=(4, 3)) -> None:
@@ -776,7 +739,7 @@ def write_coco_set(root: Path, label_size=(4, 3)) -> None:
 
 def test_load_coco_hand_made(tmp_path):
     write_coco_set(tmp_path)
-    coco = evaluate.load_coco(tmp_path)
+    coco = data.load_coco(tmp_path)
     assert coco.class_names[DOG] == "dog" and coco.class_names[TRUCK] == "truck" and len(coco.class_names) == 80
     assert coco.imagenet_of_coco == {CAR: (407, 717), TRUCK: (555, 717), DOG: (207, 208)}
     assert coco.mappable_coco == {CAR, TRUCK, DOG}
@@ -792,10 +755,10 @@ def test_load_coco_hand_made(tmp_path):
     (photo,) = coco.photos
     assert (photo.name, photo.photo.size, photo.classes_present) == ("p", (4, 3), (PERSON, DOG))
     assert photo.labels.tolist() == [[DOG, DOG, 0, 0], [255, 0, 0, 0], [0, 0, 0, PERSON]]
-    assert photo.instances == (evaluate.CocoInstance(DOG, False, (0.0, 0.0, 2.5, 3.0)),)  # box clipped to 3 rows
+    assert photo.instances == (data.CocoInstance(DOG, False, (0.0, 0.0, 2.5, 3.0)),)  # box clipped to 3 rows
     # A prediction of dog everywhere: person pixel (2,3) and the 255 pixel are ignored ->
     # truth 2, predicted 10 valid pixels, IoU 2/10.
-    assert evaluate.coco_pair_ious(np.full((3, 4), DOG), photo.labels, photo.classes_present, coco.mappable_coco) == {
+    assert metrics.coco_pair_ious(np.full((3, 4), DOG), photo.labels, photo.classes_present, coco.mappable_coco) == {
         DOG: pytest.approx(0.2)
     }
 
@@ -803,11 +766,11 @@ def test_load_coco_hand_made(tmp_path):
 def test_load_coco_bad_data_raises(tmp_path):
     write_coco_set(tmp_path, label_size=(5, 3))
     with pytest.raises(ValueError, match="does not match the photo"):
-        evaluate.load_coco(tmp_path)
+        data.load_coco(tmp_path)
     mapping = {"coco_to_imagenet": {"unicorn": [1]}}
     (tmp_path / "imagenet_to_coco.json").write_text(json.dumps(mapping))
     with pytest.raises(ValueError, match="unicorn"):
-        evaluate.load_coco(tmp_path)
+        data.load_coco(tmp_path)
 
 
 needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"shared data not found at {SHARED}")
@@ -815,7 +778,7 @@ needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"shared data not 
 
 @needs_shared
 def test_load_box_set_imagenet_val_227():
-    samples = evaluate.load_box_set(SHARED / "imagenet_val_227")
+    samples = data.load_box_set(SHARED / "imagenet_val_227")
     assert len(samples) == 800
     assert sum(len(s.boxes) for s in samples) == 1201
     assert len({s.class_index for s in samples}) == 547  # README says 747 "overall"; the file holds 547
@@ -825,7 +788,7 @@ def test_load_box_set_imagenet_val_227():
 
 @needs_shared
 def test_load_coco_shared():
-    coco = evaluate.load_coco(SHARED / "coco_seg")
+    coco = data.load_coco(SHARED / "coco_seg")
     assert len(coco.photos) == 128
     assert len(coco.mappable_coco) == 63 and PERSON not in coco.mappable_coco
     assert int((coco.coco_of_imagenet > 0).sum()) == 321  # 322 entries, pickup listed twice
@@ -842,25 +805,6 @@ def test_load_coco_shared():
 # --------------------------------------------------------------------------------------------
 
 
-def test_otsu_fraction_separates_two_levels():
-    # Values 0.2 (60 px) and 0.9 (40 px): Otsu's level lies between them.
-    heatmap = torch.full((10, 10), 0.2)
-    heatmap[:4] = 0.9
-    level = evaluate.otsu_fraction(heatmap)
-    assert 0.2 < level <= 0.9
-    assert int((heatmap >= level).sum()) == 40
-
-
-def test_mass_fraction_hand_built():
-    # Mass: 4 px of 1.0 (4.0) and 12 px of 0.5 (6.0); total 10. Half the mass needs the 1.0 px
-    # (4.0) plus some 0.5 px, so the threshold is 0.5; 40% of the mass is reached by the 1.0 px alone.
-    heatmap = torch.zeros(5, 5)
-    heatmap[0, :4] = 1.0
-    heatmap[1:4, :4] = 0.5
-    assert evaluate.mass_fraction(heatmap, 0.5) == pytest.approx(0.5)
-    assert evaluate.mass_fraction(heatmap, 0.4) == pytest.approx(1.0)
-
-
 # --------------------------------------------------------------------------------------------
 # AP@0.5 (pycocotools) and CorLoc
 # --------------------------------------------------------------------------------------------
@@ -869,44 +813,44 @@ ONE_OBJECT = [[(1, (0.0, 0.0, 10.0, 10.0), False)]]
 
 
 def test_average_precision_perfect_box_is_one():
-    assert evaluate.average_precision(ONE_OBJECT, [[(1, (0.0, 0.0, 10.0, 10.0), 0.9)]]) == pytest.approx(1.0)
+    assert metrics.average_precision(ONE_OBJECT, [[(1, (0.0, 0.0, 10.0, 10.0), 0.9)]]) == pytest.approx(1.0)
 
 
 def test_average_precision_false_positive_ranked_first_halves_it():
     # Ranked: a miss (0.9) then the hit (0.8): precision 1/2 at recall 1, so every interpolated
     # precision is 1/2 and AP = 0.5.
     found = [[(1, (50.0, 50.0, 60.0, 60.0), 0.9), (1, (0.0, 0.0, 10.0, 10.0), 0.8)]]
-    assert evaluate.average_precision(ONE_OBJECT, found) == pytest.approx(0.5)
+    assert metrics.average_precision(ONE_OBJECT, found) == pytest.approx(0.5)
     # Ranked the other way round the miss costs nothing: AP = 1.
     found = [[(1, (50.0, 50.0, 60.0, 60.0), 0.7), (1, (0.0, 0.0, 10.0, 10.0), 0.8)]]
-    assert evaluate.average_precision(ONE_OBJECT, found) == pytest.approx(1.0)
+    assert metrics.average_precision(ONE_OBJECT, found) == pytest.approx(1.0)
 
 
 def test_average_precision_one_of_two_objects():
     # Recall reaches 1/2 at precision 1: of the 101 recall points 0, 0.01, ..., 1 the 51 up to 0.5
     # have precision 1, the other 50 none: AP = 51 / 101.
     truth = [[(1, (0.0, 0.0, 10.0, 10.0), False), (1, (20.0, 20.0, 30.0, 30.0), False)]]
-    assert evaluate.average_precision(truth, [[(1, (0.0, 0.0, 10.0, 10.0), 0.8)]]) == pytest.approx(51 / 101)
+    assert metrics.average_precision(truth, [[(1, (0.0, 0.0, 10.0, 10.0), 0.8)]]) == pytest.approx(51 / 101)
     # One box around both objects matches neither (IoU 100/900): AP 0.
-    assert evaluate.average_precision(truth, [[(1, (0.0, 0.0, 30.0, 30.0), 0.8)]]) == pytest.approx(0.0)
+    assert metrics.average_precision(truth, [[(1, (0.0, 0.0, 30.0, 30.0), 0.8)]]) == pytest.approx(0.0)
 
 
 def test_average_precision_is_averaged_over_categories_and_ignores_crowds():
     truth = [[(1, (0.0, 0.0, 10.0, 10.0), False), (2, (20.0, 20.0, 30.0, 30.0), False)]]
     found = [[(1, (0.0, 0.0, 10.0, 10.0), 0.8), (1, (20.0, 20.0, 30.0, 30.0), 0.9)]]  # category 2 missed
     # Category 1: a miss ranked first, then the hit -> 0.5; category 2: nothing -> 0; mean 0.25.
-    assert evaluate.average_precision(truth, found) == pytest.approx(0.25)
+    assert metrics.average_precision(truth, found) == pytest.approx(0.25)
     crowd = [[(1, (0.0, 0.0, 10.0, 10.0), False), (1, (40.0, 40.0, 80.0, 80.0), True)]]
     found = [[(1, (40.0, 40.0, 80.0, 80.0), 0.95), (1, (0.0, 0.0, 10.0, 10.0), 0.8)]]  # a box on the crowd: ignored
-    assert evaluate.average_precision(crowd, found) == pytest.approx(1.0)
+    assert metrics.average_precision(crowd, found) == pytest.approx(1.0)
 
 
 def test_average_precision_bad_input():
     with pytest.raises(ValueError, match="same length"):
-        evaluate.average_precision(ONE_OBJECT, [])
+        metrics.average_precision(ONE_OBJECT, [])
     with pytest.raises(ValueError, match="at least one object"):
-        evaluate.average_precision([[(1, (0.0, 0.0, 1.0, 1.0), True)]], [[]])
-    assert evaluate.average_precision(ONE_OBJECT, [[]]) == 0.0
+        metrics.average_precision([[(1, (0.0, 0.0, 1.0, 1.0), True)]], [[]])
+    assert metrics.average_precision(ONE_OBJECT, [[]]) == 0.0
 
 
 def test_corloc_uses_the_best_scored_box():
@@ -916,44 +860,44 @@ def test_corloc_uses_the_best_scored_box():
         [(1, (0.0, 0.0, 10.0, 10.0), 0.1), (1, (50.0, 50.0, 60.0, 60.0), 0.9)],  # best box misses
         [],  # no box
     ]
-    assert evaluate.corloc(truth, found).tolist() == [True, False, False]
+    assert metrics.corloc(truth, found).tolist() == [True, False, False]
 
 
 def test_paired_difference_hand_built():
     # b wins on photos 2 and 3, loses on photo 4: mean difference (0 + 1 + 1 - 1) / 4 = 0.25.
-    result = evaluate.paired_difference("1001", "1110")
+    result = metrics.paired_difference("1001", "1110")
     assert result["mean"] == pytest.approx(0.25)
     assert result["low"] <= 0.25 <= result["high"]
-    same = evaluate.paired_difference("1010", "1010")
+    same = metrics.paired_difference("1010", "1010")
     assert same == {"mean": 0.0, "low": 0.0, "high": 0.0}
     with pytest.raises(ValueError, match="same photos"):
-        evaluate.paired_difference("10", "101")
+        metrics.paired_difference("10", "101")
 
 
 def test_ranked_by_truth_puts_hits_first():
     # The miss ranked first halves AP (see above); ranked by IoU with the truth the hit comes first: AP 1.
     found = [[(1, (50.0, 50.0, 60.0, 60.0), 0.9), (1, (0.0, 0.0, 10.0, 10.0), 0.8)]]
-    assert evaluate.average_precision(ONE_OBJECT, found) == pytest.approx(0.5)
-    ranked = evaluate.ranked_by_truth(ONE_OBJECT, found)
+    assert metrics.average_precision(ONE_OBJECT, found) == pytest.approx(0.5)
+    ranked = metrics.ranked_by_truth(ONE_OBJECT, found)
     assert [box for _, box, _ in ranked[0]] == [box for _, box, _ in found[0]]  # the same boxes, re-scored
     assert ranked[0][1][2] > ranked[0][0][2]
-    assert evaluate.average_precision(ONE_OBJECT, ranked) == pytest.approx(1.0)
+    assert metrics.average_precision(ONE_OBJECT, ranked) == pytest.approx(1.0)
     # a box of a category absent from the photo scores 0 (only its tie-break remains)
-    assert evaluate.ranked_by_truth(ONE_OBJECT, [[(2, (0.0, 0.0, 10.0, 10.0), 0.5)]])[0][0][2] < 1e-5
+    assert metrics.ranked_by_truth(ONE_OBJECT, [[(2, (0.0, 0.0, 10.0, 10.0), 0.5)]])[0][0][2] < 1e-5
 
 
 def test_average_precision_difference_is_paired():
     truth = [ONE_OBJECT[0], [(1, (20.0, 20.0, 30.0, 30.0), False)]]
     good = [[(1, (0.0, 0.0, 10.0, 10.0), 0.9)], [(1, (20.0, 20.0, 30.0, 30.0), 0.9)]]
     half = [[(1, (0.0, 0.0, 10.0, 10.0), 0.9)], [(1, (60.0, 60.0, 70.0, 70.0), 0.95)]]
-    same = evaluate.average_precision_difference(truth, good, good, n_resamples=50)
+    same = metrics.average_precision_difference(truth, good, good, n_resamples=50)
     assert same == {"mean": 0.0, "low": 0.0, "high": 0.0}  # paired: every resample scores both alike
-    gain = evaluate.average_precision_difference(truth, good, half, n_resamples=50)
-    expected = evaluate.average_precision(truth, good) - evaluate.average_precision(truth, half)
+    gain = metrics.average_precision_difference(truth, good, half, n_resamples=50)
+    expected = metrics.average_precision(truth, good) - metrics.average_precision(truth, half)
     assert gain["mean"] == pytest.approx(expected) and expected > 0
     assert 0.0 <= gain["low"] <= gain["high"]
     with pytest.raises(ValueError, match="same length"):
-        evaluate.average_precision_difference(truth, good, half[:1])
+        metrics.average_precision_difference(truth, good, half[:1])
 
 
 # --------------------------------------------------------------------------------------------
@@ -965,7 +909,7 @@ def test_kfold_choice_takes_the_first_key_on_ties_in_the_mapping_order():
     # Two settings score alike on every photo: the first key of the mapping wins every fold, whatever
     # its sort order (kfold_threshold would take the lowest threshold).
     values = {("wb20", 0.45): [0.5, 0.7, 0.2, 0.9], ("wb5", 0.2): [0.5, 0.7, 0.2, 0.9]}
-    mean, chosen, cv = evaluate.kfold_choice(values, k=2)
+    mean, chosen, cv = metrics.kfold_choice(values, k=2)
     assert chosen == [("wb20", 0.45)] * 2
     assert cv.tolist() == [0.5, 0.7, 0.2, 0.9] and mean == pytest.approx(0.575)
 
@@ -974,7 +918,7 @@ def test_kfold_choice_scores_each_fold_by_the_key_best_on_the_other_folds():
     # Leave-one-out on 3 photos; the means on the two other photos: photo 0 held out: a (1.0+0.0)/2 = 0.5
     # against b (0.0+0.9)/2 = 0.45 -> a; photo 1 held out: a 0.1 against b 0.5 -> b; photo 2: a 0.6, b 0.05 -> a.
     values = {"a": [0.2, 1.0, 0.0], "b": [0.1, 0.0, 0.9]}
-    _, chosen, cv = evaluate.kfold_choice(values, k=3, seed=0)
+    _, chosen, cv = metrics.kfold_choice(values, k=3, seed=0)
     folds = np.array_split(np.random.default_rng(0).permutation(3), 3)
     best_without = {0: "a", 1: "b", 2: "a"}  # the photo held out -> the key chosen on the other two
     for fold, key in zip(folds, chosen, strict=True):
@@ -985,8 +929,8 @@ def test_kfold_choice_scores_each_fold_by_the_key_best_on_the_other_folds():
 def test_kfold_threshold_is_kfold_choice_over_sorted_thresholds():
     rng = np.random.default_rng(5)
     values = {t: rng.random(30) for t in (0.4, 0.1, 0.25)}
-    by_threshold = evaluate.kfold_threshold(values, k=5, seed=1)
-    by_choice = evaluate.kfold_choice({t: values[t] for t in sorted(values)}, k=5, seed=1)
+    by_threshold = metrics.kfold_threshold(values, k=5, seed=1)
+    by_choice = metrics.kfold_choice({t: values[t] for t in sorted(values)}, k=5, seed=1)
     assert by_threshold[0] == by_choice[0] and by_threshold[1] == by_choice[1]
     assert np.array_equal(by_threshold[2], by_choice[2])
 
@@ -996,17 +940,17 @@ def _protocol_values(n_pets: int, n_coco: int, plain_best: float, refined_best: 
     0.4 except ``refined_best`` (0.9), on every item."""
     out = {}
     for name, n in (("pets_seg", n_pets), ("coco_seg_oracle", n_coco)):
-        per_key = {key: [0.6 if key == ("plain", plain_best) else 0.5] * n for key in evaluate.plain_keys()}
-        per_key |= {key: [0.9 if key == refined_best else 0.4] * n for key in evaluate.refine_keys()}
+        per_key = {key: [0.6 if key == ("plain", plain_best) else 0.5] * n for key in refine.plain_keys()}
+        per_key |= {key: [0.9 if key == refined_best else 0.4] * n for key in refine.refine_keys()}
         out[name] = per_key
     return out
 
 
 def test_refine_results_hand_built():
-    refined_best = (list(evaluate.REFINE_GRID)[2], 0.35)
+    refined_best = (list(refine.REFINE_GRID)[2], 0.35)
     dev = _protocol_values(5, 7, 0.3, refined_best)
     top3 = {"coco_seg_top3": {("plain", 0.3): [0.1, 0.3], refined_best: [0.2, 0.2]}}
-    out = evaluate.refine_results(dev, top3)
+    out = refine.refine_results(dev, top3)
     assert out["items"] == {"pets_seg": 5, "coco_seg_oracle": 7, "coco_seg_top3": 2}
     assert out["plain"]["chosen"] == {"setting": "plain", "threshold": 0.3}
     assert out["refined"]["chosen"] == {"setting": refined_best[0], "threshold": 0.35}
@@ -1019,12 +963,12 @@ def test_refine_results_hand_built():
     assert out["coco_seg_top3"]["refined_minus_plain"]["mean"] == pytest.approx(0.0)
     assert out["refined"]["mean_by_key"]["pets_seg"][f"{refined_best[0]}|0.35"] == pytest.approx(0.9)
     repeated = out["repeated_cv"]  # the same difference on every item: every fold seed sees +0.3 exactly
-    assert repeated["seeds"] == list(evaluate.REFINE_SEEDS) and repeated["above_zero"] == len(evaluate.REFINE_SEEDS)
+    assert repeated["seeds"] == list(refine.REFINE_SEEDS) and repeated["above_zero"] == len(refine.REFINE_SEEDS)
     assert repeated["mean"] == pytest.approx(0.3)
     assert all(d == pytest.approx({"mean": 0.3, "low": 0.3, "high": 0.3}) for d in repeated["pets_seg"])
     assert "imagenet_val_227" not in out  # the notebook's technique loop must skip this run
     with pytest.raises(ValueError, match="pets_seg or coco_seg_oracle"):
-        evaluate.refine_results({"coco_seg_top3": dev["pets_seg"]})
+        refine.refine_results({"coco_seg_top3": dev["pets_seg"]})
 
 
 def test_refine_sweep_scores_plain_and_refined_maps(monkeypatch):
@@ -1051,17 +995,19 @@ def test_refine_sweep_scores_plain_and_refined_maps(monkeypatch):
         calls.extend((threshold, settings) for threshold in thresholds)
         return [np.zeros(seg[1][::-1], dtype=np.int64) for _ in thresholds]
 
-    for name, fn in (("CRFSettings", Settings), ("segment", segment), ("relabel", relabel)):
+    for name, fn in (("CRFSettings", Settings), ("segment", segment)):
         monkeypatch.setattr(helpers, name, fn, raising=False)
+    monkeypatch.setattr(refine, "relabel", relabel)
     monkeypatch.setattr(helpers, "refine_label_maps", refine_label_maps, raising=False)
-    pets = evaluate.load_pets(DATA / "pets_seg")[:2]
-    key = (list(evaluate.REFINE_GRID)[1], 0.25)
-    values, seconds = evaluate.refine_sweep(None, pets, None, True, [("plain", 0.3), key])
+    pets = data.load_pets(DATA / "pets_seg")[:2]
+    key = (list(refine.REFINE_GRID)[1], 0.25)
+    sweep = refine.refine_sweep(None, pets, None, True, [("plain", 0.3), key])
+    values = sweep.values
     expected = [float(((m > 0) & (m != 255)).sum() / (m != 255).sum()) for _, _, m in pets]
     assert values["pets_seg"][("plain", 0.3)] == [0.0, 0.0]
     assert values["pets_seg"][key] == pytest.approx(expected)
-    assert calls == [(0.25, Settings(**evaluate.REFINE_GRID[key[0]]))] * 2
-    assert set(seconds) == {"segment", "refine"}
+    assert calls == [(0.25, Settings(**refine.REFINE_GRID[key[0]]))] * 2
+    assert sweep.seconds_segment >= 0 and sweep.seconds_refine >= 0
 
 
 def test_refine_settings_cover_the_grid(monkeypatch):
@@ -1074,7 +1020,7 @@ def test_refine_settings_cover_the_grid(monkeypatch):
         iterations: int = 5
 
     monkeypatch.setattr(helpers, "CRFSettings", Settings, raising=False)
-    settings = evaluate.refine_settings()
+    settings = refine.refine_settings()
     assert len(settings) == 10
     assert {(s.bilateral_weight, s.bilateral_sxy) for s in settings.values()} == {
         (w, s) for w in (5.0, 10.0, 20.0, 40.0, 80.0) for s in (0.08, 0.16)
@@ -1087,12 +1033,12 @@ def test_repeated_cv_counts_the_seeds_whose_interval_is_above_zero():
     # The first refined key wins on item 0 only (by 1.0) and ties elsewhere, so every fold chooses it (ties go to
     # the first key): the held-out gain is 1 on item 0 and 0 elsewhere, a mean of 1/N for every seed; the
     # intervals of a vector that is 0 but for one item reach down to 0, so no seed's interval lies above 0.
-    best = evaluate.refine_keys()[0]
-    keys = evaluate.plain_keys() + evaluate.refine_keys()
+    best = refine.refine_keys()[0]
+    keys = refine.plain_keys() + refine.refine_keys()
     n = 12
     dev = {"pets_seg": {k: [0.5] * n for k in keys}}
     dev["pets_seg"][best] = [1.5] + [0.5] * (n - 1)
-    out = evaluate._repeated_cv(dev, ["pets_seg"], seeds=(0, 1, 2))
+    out = refine._repeated_cv(dev, ["pets_seg"], seeds=(0, 1, 2))
     assert out["seeds"] == [0, 1, 2] and out["above_zero"] == 0
     assert out["mean"] == pytest.approx(1 / n)
     assert [d["low"] for d in out["pooled"]] == [0.0, 0.0, 0.0] and out["pooled"] == out["pets_seg"]

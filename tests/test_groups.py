@@ -1,5 +1,9 @@
-"""Class groups from the WordNet hierarchy: hand-built trees with known answers, then the shipped ImageNet file."""
+"""Class groups from the WordNet hierarchy: hand-built trees with known answers, then the shipped ImageNet files.
 
+The hierarchy and the group assignment (ClassHierarchy, load_hierarchy, class_groups, DEFAULT_GROUPS) live in
+.ci/make_imagenet_hierarchy.py, which precomputes the default groups; helpers reads them (imagenet_groups)."""
+
+import importlib.util
 import json
 import subprocess
 import sys
@@ -16,6 +20,10 @@ DATA = Path(__file__).resolve().parent / "data"
 ROOT = Path(__file__).resolve().parents[1]
 HIERARCHY = ROOT / "tests" / "data" / "imagenet_hierarchy.json"
 DATA_NOUN = Path("/usr/share/wordnet/data.noun")
+GROUPS = ROOT / "tests" / "data" / "imagenet_groups.json"
+_spec = importlib.util.spec_from_file_location("make_imagenet_hierarchy", ROOT / ".ci" / "make_imagenet_hierarchy.py")
+hier = sys.modules.setdefault(_spec.name, importlib.util.module_from_spec(_spec))
+_spec.loader.exec_module(hier)
 
 # --------------------------------------------------------------------------------------------
 # A hand-built tree (7 classes, marked *):
@@ -55,13 +63,13 @@ def write_hierarchy(path: Path, wnids: list[str], nodes: dict[str, tuple[str, st
 
 
 @pytest.fixture
-def tiny(tmp_path: Path) -> lib.ClassHierarchy:
-    return lib.load_hierarchy(write_hierarchy(tmp_path / "tiny.json", TINY_WNIDS, TINY_NODES))
+def tiny(tmp_path: Path) -> hier.ClassHierarchy:
+    return hier.load_hierarchy(write_hierarchy(tmp_path / "tiny.json", TINY_WNIDS, TINY_NODES))
 
 
 @pytest.fixture(scope="module")
-def imagenet() -> lib.ClassHierarchy:
-    return lib.load_hierarchy(HIERARCHY)
+def imagenet() -> hier.ClassHierarchy:
+    return hier.load_hierarchy(HIERARCHY)
 
 
 # --------------------------------------------------------------------------------------------
@@ -69,7 +77,7 @@ def imagenet() -> lib.ClassHierarchy:
 # --------------------------------------------------------------------------------------------
 
 
-def test_tiny_ancestors_and_is_a(tiny: lib.ClassHierarchy) -> None:
+def test_tiny_ancestors_and_is_a(tiny: hier.ClassHierarchy) -> None:
     assert tiny.num_classes == 7
     assert tiny.ancestors(CHI) == ["Chihuahua", "toy dog", "dog", "animal", "entity"]
     assert tiny.ancestor_ids(HUSKY) == ["n_husky", "n_dog", "n_animal", "n_root"]
@@ -83,7 +91,7 @@ def test_tiny_ancestors_and_is_a(tiny: lib.ClassHierarchy) -> None:
     assert tiny.is_a(torch.tensor(0), "dog")  # 0-d integer tensors are accepted as class indices
 
 
-def test_tiny_bad_arguments(tiny: lib.ClassHierarchy) -> None:
+def test_tiny_bad_arguments(tiny: hier.ClassHierarchy) -> None:
     for bad, error in ((7, ValueError), (-1, ValueError), (True, TypeError), (1.0, TypeError), ("0", TypeError)):
         with pytest.raises(error, match=r"class_index must be an int in \[0, 6\]"):
             tiny.ancestors(bad)
@@ -95,26 +103,26 @@ def test_tiny_bad_arguments(tiny: lib.ClassHierarchy) -> None:
 
 def test_load_hierarchy_rejects_bad_files(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="path"):
-        lib.load_hierarchy(tmp_path / "missing.json")
+        hier.load_hierarchy(tmp_path / "missing.json")
     (tmp_path / "garbage.json").write_text("{not json", encoding="utf-8")
     with pytest.raises(ValueError, match="path"):
-        lib.load_hierarchy(tmp_path / "garbage.json")
+        hier.load_hierarchy(tmp_path / "garbage.json")
     (tmp_path / "no_nodes.json").write_text('{"wnids": ["a"]}', encoding="utf-8")
     with pytest.raises(ValueError, match="path"):
-        lib.load_hierarchy(tmp_path / "no_nodes.json")
+        hier.load_hierarchy(tmp_path / "no_nodes.json")
     missing_parent = {"a": ("a", "b")}
     with pytest.raises(ValueError, match="missing"):
-        lib.load_hierarchy(write_hierarchy(tmp_path / "orphan.json", ["a"], missing_parent))
+        hier.load_hierarchy(write_hierarchy(tmp_path / "orphan.json", ["a"], missing_parent))
     cycle = {"a": ("a", "b"), "b": ("b", "a")}
     with pytest.raises(ValueError, match="cycle"):
-        lib.load_hierarchy(write_hierarchy(tmp_path / "cycle.json", ["a"], cycle))
+        hier.load_hierarchy(write_hierarchy(tmp_path / "cycle.json", ["a"], cycle))
     with pytest.raises(ValueError, match="unique"):
-        lib.load_hierarchy(write_hierarchy(tmp_path / "dup.json", ["a", "a"], {"a": ("a", None)}))
+        hier.load_hierarchy(write_hierarchy(tmp_path / "dup.json", ["a", "a"], {"a": ("a", None)}))
 
 
-def test_load_hierarchy_default_path(tmp_path: Path, tiny: lib.ClassHierarchy, monkeypatch) -> None:
-    monkeypatch.setattr(lib, "_HIERARCHY_PATH", write_hierarchy(tmp_path / "default.json", TINY_WNIDS, TINY_NODES))
-    assert lib.load_hierarchy() == tiny
+def test_load_hierarchy_default_path(tmp_path: Path, tiny: hier.ClassHierarchy, monkeypatch) -> None:
+    monkeypatch.setattr(hier, "DEFAULT_OUTPUT", write_hierarchy(tmp_path / "default.json", TINY_WNIDS, TINY_NODES))
+    assert hier.load_hierarchy() == tiny
 
 
 # --------------------------------------------------------------------------------------------
@@ -122,51 +130,51 @@ def test_load_hierarchy_default_path(tmp_path: Path, tiny: lib.ClassHierarchy, m
 # --------------------------------------------------------------------------------------------
 
 
-def test_tiny_groups_and_singletons(tiny: lib.ClassHierarchy) -> None:
-    names, group_of = lib.class_groups(tiny, ["dog", "cat"], labels={})
+def test_tiny_groups_and_singletons(tiny: hier.ClassHierarchy) -> None:
+    names, group_of = hier.class_groups(tiny, ["dog", "cat"], labels={})
     assert names == ["dog", "cat", "wolf", "cab", "freight car", "widget"]
     assert group_of.dtype == torch.long and group_of.tolist() == [0, 0, 1, 2, 3, 4, 5]
 
 
-def test_tiny_deepest_listed_ancestor_wins(tiny: lib.ClassHierarchy) -> None:
+def test_tiny_deepest_listed_ancestor_wins(tiny: hier.ClassHierarchy) -> None:
     # The order of the list does not matter, only the depth: the dogs go to "dog", the other animals to "animal".
     for groups in (["animal", "dog"], ["dog", "animal"]):
-        names, group_of = lib.class_groups(tiny, groups, labels={})
+        names, group_of = hier.class_groups(tiny, groups, labels={})
         expected = ["dog", "dog", "animal", "animal", "cab", "freight car", "widget"]
         assert [names[g] for g in group_of.tolist()] == expected
     # A listed class is its own (deepest) group; a listed group left with no class is dropped.
-    names, group_of = lib.class_groups(tiny, ["toy dog", "Chihuahua", "dog"], labels={})
+    names, group_of = hier.class_groups(tiny, ["toy dog", "Chihuahua", "dog"], labels={})
     assert "toy dog" not in names
     assert [names[g] for g in group_of.tolist()[:2]] == ["Chihuahua", "dog"]
 
 
-def test_tiny_names_wnids_and_labels(tiny: lib.ClassHierarchy) -> None:
-    names, group_of = lib.class_groups(tiny, ["car"], labels={})
+def test_tiny_names_wnids_and_labels(tiny: hier.ClassHierarchy) -> None:
+    names, group_of = hier.class_groups(tiny, ["car"], labels={})
     assert group_of[CAB] == group_of[FREIGHT] and names[group_of[CAB]] == "car"  # both "car" synsets
-    names, group_of = lib.class_groups(tiny, ["n_car1"], labels={"n_car1": "automobile"})
+    names, group_of = hier.class_groups(tiny, ["n_car1"], labels={"n_car1": "automobile"})
     assert names[group_of[CAB]] == "automobile" and names[group_of[FREIGHT]] == "freight car"
-    names, group_of = lib.class_groups(tiny, ["n_car2"], labels={})
+    names, group_of = hier.class_groups(tiny, ["n_car2"], labels={})
     assert names[group_of[FREIGHT]] == "car"  # a wnid entry without label is named after its node
     # Entries with the same label share one group.
-    names, group_of = lib.class_groups(tiny, ["dog", "wolf", "cat"], labels={"dog": "canine", "wolf": "canine"})
+    names, group_of = hier.class_groups(tiny, ["dog", "wolf", "cat"], labels={"dog": "canine", "wolf": "canine"})
     assert names[:2] == ["canine", "cat"]
     assert group_of[CHI] == group_of[HUSKY] == group_of[WOLF] == 0 and group_of[TABBY] == 1
 
 
-def test_tiny_singleton_name_clash_gets_wnid(tiny: lib.ClassHierarchy) -> None:
-    names, group_of = lib.class_groups(tiny, ["toy dog"], labels={"toy dog": "husky"})
+def test_tiny_singleton_name_clash_gets_wnid(tiny: hier.ClassHierarchy) -> None:
+    names, group_of = hier.class_groups(tiny, ["toy dog"], labels={"toy dog": "husky"})
     assert names[group_of[CHI]] == "husky"
     assert names[group_of[HUSKY]] == "husky (n_husky)"
     assert len(set(names)) == len(names)
 
 
-def test_tiny_class_groups_errors(tiny: lib.ClassHierarchy) -> None:
+def test_tiny_class_groups_errors(tiny: hier.ClassHierarchy) -> None:
     with pytest.raises(ValueError, match="dgo"):
-        lib.class_groups(tiny, ["dog", "dgo"])
+        hier.class_groups(tiny, ["dog", "dgo"])
     with pytest.raises(ValueError, match="groups"):
-        lib.class_groups(tiny, "dog")
+        hier.class_groups(tiny, "dog")
     with pytest.raises(ValueError, match="groups"):
-        lib.class_groups(tiny, ["dog", 3])
+        hier.class_groups(tiny, ["dog", 3])
 
 
 # --------------------------------------------------------------------------------------------
@@ -241,8 +249,8 @@ def test_top_groups_hand_built() -> None:
         lib.top_groups(probabilities, group_of, names[:2], 1)  # group 2 has no name
 
 
-def test_top_groups_on_tiny_hierarchy(tiny: lib.ClassHierarchy) -> None:
-    names, group_of = lib.class_groups(tiny, ["dog", "car"], labels={})
+def test_top_groups_on_tiny_hierarchy(tiny: hier.ClassHierarchy) -> None:
+    names, group_of = hier.class_groups(tiny, ["dog", "car"], labels={})
     probabilities = torch.tensor([0.25, 0.125, 0.3125, 0.0625, 0.125, 0.0625, 0.0625])
     top = lib.top_groups(probabilities, group_of, names, 2)
     assert top == [("dog", 0.375, [CHI, HUSKY]), ("tabby", 0.3125, [TABBY])]
@@ -253,7 +261,7 @@ def test_top_groups_on_tiny_hierarchy(tiny: lib.ClassHierarchy) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def test_imagenet_file_is_small_and_in_torchvision_order(imagenet: lib.ClassHierarchy) -> None:
+def test_imagenet_file_is_small_and_in_torchvision_order(imagenet: hier.ClassHierarchy) -> None:
     assert HIERARCHY.stat().st_size < 150_000
     wnids = imagenet.wnids
     assert len(wnids) == 1000 and list(wnids) == sorted(set(wnids))
@@ -264,7 +272,7 @@ def test_imagenet_file_is_small_and_in_torchvision_order(imagenet: lib.ClassHier
     assert "WordNet 3.0 Copyright 2006 by Princeton University" in json.loads(HIERARCHY.read_text())["licence"]
 
 
-def test_imagenet_is_a(imagenet: lib.ClassHierarchy) -> None:
+def test_imagenet_is_a(imagenet: hier.ClassHierarchy) -> None:
     assert imagenet.ancestors(151)[:3] == ["Chihuahua", "toy dog", "dog"]
     assert imagenet.ancestors(151)[-1] == "entity"
     assert imagenet.is_a(151, "dog") and imagenet.is_a(151, "n02084071")
@@ -275,8 +283,8 @@ def test_imagenet_is_a(imagenet: lib.ClassHierarchy) -> None:
     assert not any(imagenet.is_a(i, "dog") for i in [*range(151), *range(269, 1000)])
 
 
-def test_default_groups(imagenet: lib.ClassHierarchy) -> None:
-    names, group_of = lib.class_groups(imagenet)
+def test_default_groups(imagenet: hier.ClassHierarchy) -> None:
+    names, group_of = hier.class_groups(imagenet)
     assert group_of.shape == (1000,) and group_of.dtype == torch.long
     assert int(group_of.max()) == len(names) - 1 and len(set(names)) == len(names)
     assert torch.bincount(group_of).min() >= 1  # no empty group
@@ -296,8 +304,8 @@ def test_default_groups(imagenet: lib.ClassHierarchy) -> None:
     assert names[group_of[656]] == "van" and names[group_of[403]] == "boat"  # minivan, aircraft carrier
 
 
-def test_default_groups_probabilities(imagenet: lib.ClassHierarchy) -> None:
-    names, group_of = lib.class_groups(imagenet)
+def test_default_groups_probabilities(imagenet: hier.ClassHierarchy) -> None:
+    names, group_of = hier.class_groups(imagenet)
     probabilities = torch.full((1000,), 0.05 / 996, dtype=torch.float64)
     probabilities[[151, 158, 171, 281]] = torch.tensor([0.5, 0.2, 0.1, 0.15], dtype=torch.float64)
     grouped = lib.group_probabilities(probabilities[None], group_of, len(names))
@@ -307,6 +315,36 @@ def test_default_groups_probabilities(imagenet: lib.ClassHierarchy) -> None:
     assert top[0][1] == pytest.approx(0.8 + 115 * 0.05 / 996)
     assert top[0][2][:3] == [151, 158, 171] and sorted(top[0][2]) == list(range(151, 269))
     assert top[1][2][0] == 281
+
+
+def test_shipped_groups_are_the_default_groups_of_the_shipped_hierarchy(imagenet: hier.ClassHierarchy) -> None:
+    groups = lib.imagenet_groups()
+    names, group_of = hier.class_groups(imagenet)
+    assert groups.names == tuple(names) and torch.equal(groups.group_of, group_of)
+    assert groups.group_of.dtype == torch.long and len(names) == 570 and names[:2] == ["dog", "wolf"]
+    script = ROOT / ".ci" / "make_imagenet_hierarchy.py"
+    result = subprocess.run([sys.executable, str(script), "--groups-only", "--check"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_imagenet_groups_rejects_bad_files(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="path: no groups file"):
+        lib.imagenet_groups(tmp_path / "missing.json")
+    (tmp_path / "garbage.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(ValueError, match="path"):
+        lib.imagenet_groups(tmp_path / "garbage.json")
+    (tmp_path / "short.json").write_text('{"names": ["a"], "group_of": [0, 0]}', encoding="utf-8")
+    with pytest.raises(ValueError, match="group_of must have shape"):
+        lib.imagenet_groups(tmp_path / "short.json")
+    (tmp_path / "range.json").write_text(json.dumps({"names": ["a"], "group_of": [0] * 999 + [1]}), encoding="utf-8")
+    with pytest.raises(ValueError, match="group_of values"):
+        lib.imagenet_groups(tmp_path / "range.json")
+    hand_made = lib.ClassGroups(("even", "odd"), torch.arange(1000) % 2)  # a user's own groups
+    probabilities = torch.full((1000,), 2.0**-10, dtype=torch.float64)  # dyadic: the sums are exact
+    probabilities[7] = 2.0**-9  # odd wins, and class 7 is its best member
+    top = hand_made.top(probabilities, 2)
+    assert top[0] == ("odd", 501 * 2.0**-10, [7, *range(1, 7, 2), *range(9, 1000, 2)])
+    assert top[1] == ("even", 500 * 2.0**-10, list(range(0, 1000, 2)))
 
 
 @pytest.mark.skipif(not DATA_NOUN.exists(), reason="WordNet 3.0 data.noun not installed (apt-get install wordnet-base)")

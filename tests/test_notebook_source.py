@@ -1,4 +1,5 @@
-"""The notebook and its jupytext source `.ci/exercise3.py` match, and the check of that can fail.
+"""The notebook and its jupytext source `.ci/exercise3.py` match, and the check of that can fail; the stored
+notebook stays light and names no machine's paths.
 
 The check (`.ci/check_notebook_source.py`, run by CI) is loaded from its file; the failing cases are copies of
 the real pair, edited on one side only, in a temporary folder.
@@ -6,6 +7,7 @@ the real pair, edited on one side only, in a temporary folder.
 
 import importlib.util
 import json
+import re
 from pathlib import Path
 from types import ModuleType
 
@@ -14,6 +16,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "exercise3.ipynb"
 SCRIPT = ROOT / ".ci" / "exercise3.py"
+MAX_NOTEBOOK_BYTES = 3_000_000
+# An absolute path on a POSIX or Windows machine: /root/..., /home/..., C:\Users\... (not $TORCH_HOME/... or ~/...).
+MACHINE_PATH = re.compile(r"(?<![\w.~$})])/(?:root|home|tmp|work|Users|usr|var|opt|mnt|srv)/|\b[A-Za-z]:\\")
 
 
 @pytest.fixture(scope="module")
@@ -89,3 +94,44 @@ def test_first_difference_on_hand_built_cells(check: ModuleType) -> None:
 def test_a_missing_file_is_named(check: ModuleType, tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"nothing\.py: no such file \(expected the py:percent side"):
         check.read_cells(tmp_path / "nothing.py", "py:percent")
+
+
+def _stored_texts(notebook: dict) -> list[tuple[int, str]]:
+    """(cell index, text) of every stored stream, error and text/plain output of a notebook read as plain JSON."""
+    texts = []
+    for index, cell in enumerate(notebook["cells"]):
+        for output in cell.get("outputs", []):
+            parts = [output.get("text", ""), output.get("data", {}).get("text/plain", ""), output.get("traceback", [])]
+            texts.append((index, "".join("".join(p) if isinstance(p, list) else p for p in parts)))
+    return texts
+
+
+def machine_paths(notebook: dict) -> list[str]:
+    """'cell N: <the path and what follows>' for each stored output that names an absolute path."""
+    found = []
+    for index, text in _stored_texts(notebook):
+        for match in MACHINE_PATH.finditer(text):
+            found.append(f"cell {index}: {text[match.start() : match.start() + 60]!r}")
+    return found
+
+
+def test_no_stored_output_names_a_machine_path() -> None:
+    assert machine_paths(json.loads(NOTEBOOK.read_text(encoding="utf-8"))) == []
+
+
+def test_machine_paths_are_found_on_hand_built_outputs() -> None:
+    def notebook(text: str) -> dict:
+        return {"cells": [{"cell_type": "code", "outputs": [{"output_type": "stream", "text": [text]}]}]}
+
+    assert machine_paths(notebook("unpacked as /root/.cache/torch/hub/pytorch_vision_v0.29.1")) == [
+        "cell 0: '/root/.cache/torch/hub/pytorch_vision_v0.29.1'"
+    ]
+    assert machine_paths(notebook("see C:\\Users\\me\\x.png")) == ["cell 0: 'C:\\\\Users\\\\me\\\\x.png'"]
+    assert machine_paths(notebook("under $TORCH_HOME/hub or ~/.cache/torch/hub; tests/data/imagenet_val")) == []
+
+
+def test_the_notebook_is_light() -> None:
+    assert NOTEBOOK.stat().st_size <= MAX_NOTEBOOK_BYTES
+    notebook = json.loads(NOTEBOOK.read_text(encoding="utf-8"))
+    formats = {key for cell in notebook["cells"] for o in cell.get("outputs", []) for key in o.get("data", {})}
+    assert "image/png" not in formats and "image/jpeg" in formats  # photos and heatmaps: JPEG, a fifth of PNG's bytes

@@ -718,8 +718,14 @@ def test_all_lists_exactly_the_public_names_and_those_the_readme_and_harness_use
     assert sorted(helpers.__all__) == sorted(public)
     assert len(helpers.__all__) == len(set(helpers.__all__))
     used = set(re.findall(r"\bH\.([A-Za-z_]\w*)", (root / "README.md").read_text(encoding="utf-8")))
-    used |= set(re.findall(r"\bhelpers\.([A-Za-z_]\w*)", (root / "tests" / "evaluate.py").read_text(encoding="utf-8")))
-    assert used - {"py"} <= set(helpers.__all__)  # "py": the file name helpers.py
+    assert used <= set(helpers.__all__)
+    harness = [root / "tests" / "evaluate.py", *sorted((root / "tests" / "evaluation").glob("*.py"))]
+    for path in (p for p in harness if p.exists()):
+        text = path.read_text(encoding="utf-8")
+        names = set(re.findall(r"\bhelpers\.([A-Za-z_]\w*)", text)) - {"py"}  # "py": the file name helpers.py
+        for imported in re.findall(r"^\s*from helpers import ([\w, ]+)", text, flags=re.MULTILINE):
+            names |= {name.strip() for name in imported.split(",")}
+        assert names <= set(helpers.__all__), (path.name, sorted(names - set(helpers.__all__)))
 
 
 def test_sections_follow_the_sheet():
@@ -733,3 +739,30 @@ def test_sections_follow_the_sheet():
     assert positions == sorted(positions)
     assert text.index("\ndef calculate_grad_cam(") < text.index("\ndef detect(") < text.index("\ndef calculate_cam(")
     assert text.index("\ndef calculate_cam(") < text.index("\ndef segment(") < text.index("\ndef peak_boxes(")
+
+
+def test_hub_messages_name_paths_relative_to_torch_home(monkeypatch, tmp_path):
+    """Stored outputs must not show a machine's folders: the hub cache is named as $TORCH_HOME/..."""
+    import re
+    import warnings
+    from pathlib import Path
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+
+    def unreachable():
+        raise OSError("no network")
+
+    monkeypatch.setattr(helpers, "_hub_resnet50", unreachable)
+    with pytest.raises(RuntimeError) as failed:
+        helpers.load_model("resnet50", allow_offline_fallback=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        helpers.load_model("resnet50", allow_offline_fallback=True)
+    _, note = helpers.resnet50_architecture()
+    texts = [helpers.offline_hub_requirements(), str(failed.value), note, *(str(w.message) for w in caught)]
+    assert any(isinstance(w.message, helpers.OfflineFallbackWarning) for w in caught)
+    for text in texts:
+        assert f"$TORCH_HOME/hub/checkpoints/{helpers.RESNET50_CHECKPOINT}" in text
+        for folder in (str(tmp_path), str(Path.home()), str(Path.cwd())):
+            assert folder not in text
+        assert not re.search(r"(^|[\s(=])(/|~/|[A-Za-z]:\\)\w", text), text  # no absolute path of any machine

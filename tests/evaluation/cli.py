@@ -1,0 +1,124 @@
+"""The command line of the harness (``python tests/evaluate.py ...``, run from the repository root)::
+
+    python tests/evaluate.py                       # every technique on every data set found
+    python tests/evaluate.py --technique plain     # one technique
+    python tests/evaluate.py --summary             # the data sets found, with their counts
+    python tests/evaluate.py --detection           # AP@0.5 and CorLoc -> results/detection.json
+    python tests/evaluate.py --sizes               # boxes by object size -> results/sizes.json
+    python tests/evaluate.py --refine              # the CRF refinement's protocol -> results/refine.json
+    python tests/evaluate.py --markdown            # the tables of results/*.json -> results/README.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+
+import helpers
+
+from .boxes_masks import TECHNIQUES, evaluate, summary_line
+from .data import ROOT, SHARED_DATA, data_summary
+from .detection import detection_results
+from .records import RESULTS, jsonable, run_record, write_run
+from .refine import refine_run
+from .report import protocol_markdown, write_report
+from .sizes import sizes_results
+
+
+def _shown(path: Path) -> Path:
+    return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+
+
+def parser() -> argparse.ArgumentParser:
+    """The harness's arguments."""
+    out = argparse.ArgumentParser(description="Evaluation harness of helpers.py: " + __doc__.split("\n\n")[0])
+    out.add_argument(
+        "--data",
+        type=Path,
+        default=SHARED_DATA,
+        help="folder holding imagenet_val_227, imagenet_val, pets_seg, coco_seg (missing sets are "
+        "taken from tests/data where it has them, else skipped)",
+    )
+    out.add_argument(
+        "--technique", action="append", choices=sorted(TECHNIQUES), help="technique(s) to run (default: all)"
+    )
+    out.add_argument("--model", default="efficientnet_lite0", choices=helpers.MODEL_NAMES)
+    out.add_argument("--out", type=Path, default=RESULTS, help="folder for the JSON files, one per run")
+    out.add_argument(
+        "--quick",
+        action="store_true",
+        help="the first 100 photos of each set only (technique runs; not with --detection, --sizes or --refine)",
+    )
+    out.add_argument("--summary", action="store_true", help="only print the data sets found")
+    out.add_argument(
+        "--markdown", action="store_true", help="write the tables of the JSON runs in --out to its README.md; print it"
+    )
+    out.add_argument("--detection", action="store_true", help="AP@0.5 and CorLoc, one box per class against several")
+    out.add_argument("--sizes", action="store_true", help="boxes by object size (-> sizes.json)")
+    out.add_argument("--refine", action="store_true", help="the CRF refinement's protocol (-> refine.json)")
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.sizes or args.refine:
+        return _protocol_run(args)
+    if args.markdown:
+        print(write_report(args.out, args.out / "README.md"), end="")
+        return 0
+    if args.summary:
+        print(json.dumps(jsonable(data_summary(args.data), "summary"), indent=1))
+        return 0
+    if args.detection:
+        loaded = helpers.load_model(args.model)
+        start = time.perf_counter()
+        results = detection_results(loaded, {}, args.data)
+        config = {"technique": "defaults", "dilated": helpers.DEFAULT_DILATED}
+        record = run_record(config, results, time.perf_counter() - start, model=loaded.name)
+        print(json.dumps(jsonable(results, "results"), indent=1))
+        print(_shown(write_run(args.out / "detection.json", record)))
+        return 0
+    models: dict[bool, helpers.LoadedModel] = {}
+    for name in args.technique or list(TECHNIQUES):
+        technique = TECHNIQUES[name]
+        if technique.dilated not in models:
+            models[technique.dilated] = helpers.load_model(args.model, dilated=technique.dilated)
+        loaded = models[technique.dilated]
+        start = time.perf_counter()
+        results = evaluate(loaded, technique.options(), args.data, args.quick)
+        config = technique.config() | {"quick": args.quick}
+        record = run_record(config, results, time.perf_counter() - start, model=loaded.name)
+        path = write_run(args.out / technique.file_name(), record)
+        print(f"{name}: {summary_line(results)}  -> {_shown(path)}")
+    return 0
+
+
+def _protocol_run(args: argparse.Namespace) -> int:
+    """``--sizes`` / ``--refine``: one run at the defaults, single-threaded (the timings are ratios within the run)."""
+    torch.set_num_threads(1)
+    loaded = helpers.load_model(args.model)
+    published = helpers.load_model(args.model, dilated=False)  # the cost unit: one forward pass of the classifier
+    runs: tuple[tuple[str, Callable[[], dict[str, object]]], ...] = (
+        ("sizes", lambda: sizes_results(loaded, args.data)),
+        ("refine", lambda: refine_run(loaded, args.data, published)),
+    )
+    for name, run in runs:
+        if getattr(args, name):
+            start = time.perf_counter()
+            results = run()
+            config = {
+                "technique": name,
+                "dilated": helpers.DEFAULT_DILATED,
+                "input_sizes": helpers.DEFAULT_INPUT_SIZES,
+                "flip": helpers.DEFAULT_FLIP,
+            }
+            record = run_record(config, results, time.perf_counter() - start, loaded.name)
+            path = write_run(args.out / f"{name}.json", record)
+            print(protocol_markdown(record))
+            print(_shown(path))
+    return 0

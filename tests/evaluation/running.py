@@ -1,0 +1,72 @@
+"""What every protocol shares to run the model: the one forward-pass helper, the plain label map at another
+threshold (:func:`relabel`), timing and progress bars."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import TypeVar
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+
+import helpers
+from helpers import check_int
+
+Item = TypeVar("Item")
+
+
+def forward(loaded: helpers.LoadedModel, photo: Image.Image, size: int = 224) -> Tensor:
+    """Logits ``[C]`` of one plain forward pass of ``loaded`` at ``size`` (inference mode, no hooks): the cost unit
+    of the protocols and, through :func:`predict`, the scores detect/segment rank by."""
+    with torch.inference_mode():
+        return loaded.model(loaded.preprocess(photo, size).to(loaded.device))[0]
+
+
+def predict(loaded: helpers.LoadedModel, photo: Image.Image, size: int = 224) -> Tensor:
+    """Softmax probabilities ``[C]`` of :func:`forward` (as detect/segment score), on the CPU."""
+    return forward(loaded, photo, size).softmax(dim=0).cpu()
+
+
+def first_size(options: Mapping[str, object]) -> int:
+    """The first input size of detect/segment keyword ``options`` (helpers' default when not given)."""
+    sizes = options.get("input_sizes", helpers.DEFAULT_INPUT_SIZES)
+    return int(sizes if isinstance(sizes, int) else sizes[0])
+
+
+def relabel(seg: helpers.Segmentation, threshold: float) -> np.ndarray:
+    """The plain label map ``[H, W]`` (int64 numpy, -1 background, else the class index) of ``seg`` at another mask
+    ``threshold``, from its stored maps, no new forward pass: what ``helpers.segment(..., refine=False,
+    threshold=threshold).label_map`` returns. Masks ``cams >= threshold * max`` of the upsampled, renormalised
+    CAMs (``seg.cams``, :func:`helpers.cams_to_masks`), overlaps to the largest upsampled per-pixel logit
+    (:func:`helpers.label_map_by_logit`)."""
+    if not isinstance(seg, helpers.Segmentation):
+        raise TypeError(f"seg must be a helpers.Segmentation, got {type(seg).__name__}")
+    masks = helpers.cams_to_masks(seg.cams, helpers.check_threshold(threshold))
+    logits = helpers.upsample_cams(seg.logits_low, seg.label_map.shape)
+    return helpers.label_map_by_logit(masks, logits, [c for c, _, _ in seg.classes]).cpu().numpy()
+
+
+def progress(items: Iterable[Item], description: str, total: int | None = None) -> Iterable[Item]:
+    """``items`` with a tqdm progress bar on stderr when stderr is a terminal; unchanged otherwise (CI, logs)."""
+    if not sys.stderr.isatty():
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc=description, total=total, unit="photo")
+
+
+def median_seconds(rows: Mapping[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Each callable run ``repeats`` times, round-robin after one warm-up round -> {name: median seconds}."""
+    for fn in rows.values():
+        fn()
+    seconds: dict[str, list[float]] = {name: [] for name in rows}
+    for _ in range(check_int(repeats, "repeats")):
+        for name, fn in rows.items():
+            start = time.perf_counter()
+            fn()
+            seconds[name].append(time.perf_counter() - start)
+    return {name: float(np.median(v)) for name, v in seconds.items()}
