@@ -19,9 +19,9 @@ Map of the file (section headings carry the sheet's task numbers)
    (1.4: heatmap_to_bbox), grad_cams and detect (1.4-1.6).
 3. Task 2: CAM (2.1-2.3: calculate_cam), upsampling and masks (2.4: upsample_cams, cams_to_masks),
    the label map (label_map_by_logit), segment (2.4, 2.5).
-4. Beyond the sheet: the dilated last stage, test-time views, class groups (ClassHierarchy, class_groups,
-   imagenet_groups), instance boxes (peak_boxes), edge-following masks (a dense CRF: CRFSettings, refine_label_map;
-   segment's default).
+4. Beyond the sheet: the dilated last stage, test-time views, class groups (ClassGroups, imagenet_groups; the
+   default groups are precomputed from WordNet by .ci/make_imagenet_hierarchy.py), instance boxes (peak_boxes),
+   edge-following masks (a dense CRF: CRFSettings, refine_label_map; segment's default).
 5. Drawing (plot_detections, plot_segmentation, ...) and comparing maps and boxes.
 6. Argument checks (check_int, check_fraction, ...; the harness uses the same) and photo loading.
 
@@ -134,10 +134,9 @@ class OfflineFallbackWarning(UserWarning):
 class LoadedModel:
     """A frozen classifier in eval mode, with what the CAM methods need to know about it.
 
-    ``target_layer`` is the module whose output ``[B, K, h, w]`` the global average pooling
-    consumes (``layer4`` for ResNet-50), ``classifier`` the final ``nn.Linear`` (``[C, K]``
-    weight). ``preprocess`` maps an RGB PIL image to ``[1, 3, 224, 224]``: the whole photo is
-    resized (no crop), so every map and box covers all of it.
+    ``target_layer`` is the module whose output ``[B, K, h, w]`` the global average pooling consumes (``layer4`` for
+    ResNet-50), ``classifier`` the final ``nn.Linear`` (``[C, K]`` weight). ``preprocess`` maps an RGB PIL image to
+    ``[1, 3, 224, 224]``: the whole photo is resized (no crop), so every map and box covers all of it.
     """
 
     model: nn.Module
@@ -393,14 +392,13 @@ def describe_model(model: nn.Module, max_depth: int = 2, input_size: tuple[int, 
 class LayerRecorder:
     """Record a layer's output (forward hook) and its gradient (tensor hook) in a ``with`` block.
 
-    ``activations``: the layer's output ``[B, K, h, w]``; ``gradients``: d(backpropagated
-    quantity)/d(activations), same shape, set when a backward pass reaches the layer.
+    ``activations``: the layer's output ``[B, K, h, w]``; ``gradients``: d(backpropagated quantity)/d(activations), same
+    shape, set when a backward pass reaches the layer.
 
     With ``gradients=True`` the recorded activation becomes a leaf of the autograd graph
-    (``output.detach().requires_grad_()``, the same values): a backward pass stops there, so
-    nothing before the layer is differentiated and no parameter's ``.grad`` is ever set.
-    ``calls`` counts how often the layer ran (a layer that runs twice per forward is ambiguous).
-    Every hook is removed on exit, also when the block raises.
+    (``output.detach().requires_grad_()``, the same values): a backward pass stops there, so nothing before the layer is
+    differentiated and no parameter's ``.grad`` is ever set. ``calls`` counts how often the layer ran (a layer that runs
+    twice per forward is ambiguous). Every hook is removed on exit, also when the block raises.
     """
 
     def __init__(self, layer: nn.Module, *, gradients: bool = True) -> None:
@@ -588,11 +586,9 @@ def _forward_grad_cams(
 
 
 def grad_cams(
-    loaded: LoadedModel,
-    image: ImageInput | Sequence[ImageInput],
-    class_indices: Sequence[int] | Sequence[Sequence[int]],
-    input_sizes: int | Sequence[int] = INPUT_SIZE[0],
-    flip: bool = False,
+    loaded: LoadedModel, image: ImageInput | Sequence[ImageInput],
+    class_indices: Sequence[int] | Sequence[Sequence[int]], input_sizes: int | Sequence[int] = INPUT_SIZE[0],
+    flip: bool = False
 ) -> Tensor | list[Tensor]:
     """Grad-CAM heatmaps of k classes, ``[k, H, W]`` in [0, 1] at the photo's original size.
 
@@ -619,15 +615,9 @@ class _ClassMaps(NamedTuple):
 
 
 def _class_maps(
-    method: Callable[..., tuple[Tensor, list[list[int]], list[Tensor]]],
-    loaded: LoadedModel,
-    image: ImageInput | Sequence[ImageInput],
-    topk: int,
-    class_indices: object,
-    input_sizes: object,
-    flip: bool,
-    groups: ClassGroups | None,
-    renormalize: bool = True,
+    method: Callable[..., tuple[Tensor, list[list[int]], list[Tensor]]], loaded: LoadedModel,
+    image: ImageInput | Sequence[ImageInput], topk: int, class_indices: object, input_sizes: object, flip: bool,
+    groups: ClassGroups | None, renormalize: bool = True
 ) -> _ClassMaps:
     """What detect, segment and grad_cams share: their arguments checked, then the maps of ``method`` (Grad-CAM or
     CAM) over the test-time views for ``class_indices``, else the top-``topk`` classes (with ``groups``: the best
@@ -644,11 +634,10 @@ def _class_maps(
 
 @dataclass(frozen=True)
 class Detection:
-    """One class's detection. ``box``: the single box (the largest component of the map at the box
-    threshold, see :func:`heatmap_to_bbox`); ``boxes``/``box_scores``: one box per instance (see
-    :func:`cam_to_instances`), best first, scored by the map's peak in the instance times ``score``.
-    ``heatmap`` (``[H, W]`` float32 numpy, in [0, 1]) is made at the photo's size on first access only;
-    ``cam`` is the low-resolution map ``[h, w]``."""
+    """One class's detection. ``box``: the single box (the largest component of the map at the box threshold, see
+    :func:`heatmap_to_bbox`); ``boxes``/``box_scores``: one box per instance (see :func:`cam_to_instances`), best first,
+    scored by the map's peak in the instance times ``score``. ``heatmap`` (``[H, W]`` float32 numpy, in [0, 1]) is made
+    at the photo's size on first access only; ``cam`` is the low-resolution map ``[h, w]``."""
 
     class_index: int
     label: str
@@ -666,16 +655,10 @@ class Detection:
 
 
 def detect(
-    loaded: LoadedModel,
-    image: ImageInput | Sequence[ImageInput],
-    topk: int = 5,
-    threshold: float | None = None,
-    class_indices: Sequence[int] | Sequence[Sequence[int]] | None = None,
-    *,
-    input_sizes: int | Sequence[int] = DEFAULT_INPUT_SIZES,
-    flip: bool = DEFAULT_FLIP,
-    groups: ClassGroups | None = None,
-    instance_threshold: float | None = None,
+    loaded: LoadedModel, image: ImageInput | Sequence[ImageInput], topk: int = 5, threshold: float | None = None,
+    class_indices: Sequence[int] | Sequence[Sequence[int]] | None = None, *,
+    input_sizes: int | Sequence[int] = DEFAULT_INPUT_SIZES, flip: bool = DEFAULT_FLIP,
+    groups: ClassGroups | None = None, instance_threshold: float | None = None
 ) -> list[Detection] | list[list[Detection]]:
     """Grad-CAM detections of the top-``topk`` classes (or of ``class_indices``), in rank order.
 
@@ -703,14 +686,8 @@ def detect(
 
 
 def _detection(
-    loaded: LoadedModel,
-    groups: ClassGroups | None,
-    probabilities: Tensor,
-    c: int,
-    cam: Tensor,
-    size: tuple[int, int],
-    threshold: float,
-    instance_threshold: float,
+    loaded: LoadedModel, groups: ClassGroups | None, probabilities: Tensor, c: int, cam: Tensor, size: tuple[int, int],
+    threshold: float, instance_threshold: float
 ) -> Detection:
     """The :class:`Detection` of class ``c`` from its low-resolution map ``[h, w]`` and the photo's
     probabilities ``[C]``: the single box at ``threshold``, the instance boxes at ``instance_threshold``."""
@@ -808,14 +785,12 @@ def cams_to_masks(cams: Tensor, threshold: float = DEFAULT_MASK_THRESHOLD) -> Te
 def label_map_by_logit(masks: Tensor, pixel_logits: Tensor, class_indices: Sequence[int]) -> Tensor:
     """One multi-class map from k class masks and their per-pixel logits -> int64 ``[H, W]``.
 
-    masks: bool ``[k, H, W]``; pixel_logits: ``[k, H, W]``, the per-pixel logit
-    ``M_c(i, j) + b_c`` of each class (the FC layer read as a 1x1 convolution, as in FCN: its
-    mean over the grid is the logit ``y^c``). A pixel in no mask is background (-1); a pixel in
-    at least one mask goes to the class with the largest per-pixel logit there, among all k
+    masks: bool ``[k, H, W]``; pixel_logits: ``[k, H, W]``, the per-pixel logit ``M_c(i, j) + b_c`` of each class (the
+    FC layer read as a 1x1 convolution, as in FCN: its mean over the grid is the logit ``y^c``). A pixel in no mask is
+    background (-1); a pixel in at least one mask goes to the class with the largest per-pixel logit there, among all k
     classes; exact ties go to the class listed first.
 
-    Comparing logits, not maps stretched to their own maximum, keeps a weak class from winning
-    where its map is flat.
+    Comparing logits, not maps stretched to their own maximum, keeps a weak class from winning where its map is flat.
     """
     if not isinstance(masks, Tensor) or masks.dtype != torch.bool or masks.ndim != 3:
         raise ValueError(
@@ -851,12 +826,11 @@ def _label_map(
 class Segmentation:
     """A multi-class segmentation of one photo.
 
-    ``label_map``: ``[H, W]`` int64 numpy, -1 for background, else the ImageNet class index;
-    ``classes``: (class_index, label, softmax score) per class, in rank order;
-    ``cams_low``: the normalised CAMs ``[k, h, w]``; ``cams`` (``[k, H, W]``) is made on access;
-    ``logits_low``: the per-pixel logits ``M_c + b_c`` ``[k, h, w]`` that decide overlaps;
-    ``refined``: whether ``label_map`` is the edge-following one (dense CRF, :func:`refine_label_map`) or the
-    sheet's plain map.
+    ``label_map``: ``[H, W]`` int64 numpy, -1 for background, else the ImageNet class index; ``classes``: (class_index,
+    label, softmax score) per class, in rank order; ``cams_low``: the normalised CAMs ``[k, h, w]``; ``cams`` (``[k, H,
+    W]``) is made on access; ``logits_low``: the per-pixel logits ``M_c + b_c`` ``[k, h, w]`` that decide overlaps;
+    ``refined``: whether ``label_map`` is the edge-following one (dense CRF, :func:`refine_label_map`) or the sheet's
+    plain map.
     """
 
     label_map: np.ndarray
@@ -871,31 +845,23 @@ class Segmentation:
 
 
 def segment(
-    loaded: LoadedModel,
-    image: ImageInput | Sequence[ImageInput],
-    topk: int = 3,
-    threshold: float | None = None,
-    class_indices: Sequence[int] | Sequence[Sequence[int]] | None = None,
-    *,
-    input_sizes: int | Sequence[int] = DEFAULT_INPUT_SIZES,
-    flip: bool = DEFAULT_FLIP,
-    groups: ClassGroups | None = None,
-    refine: bool | CRFSettings = DEFAULT_REFINE,
+    loaded: LoadedModel, image: ImageInput | Sequence[ImageInput], topk: int = 3, threshold: float | None = None,
+    class_indices: Sequence[int] | Sequence[Sequence[int]] | None = None, *,
+    input_sizes: int | Sequence[int] = DEFAULT_INPUT_SIZES, flip: bool = DEFAULT_FLIP,
+    groups: ClassGroups | None = None, refine: bool | CRFSettings = DEFAULT_REFINE
 ) -> Segmentation | list[Segmentation]:
     """CAM segmentation of the top-``topk`` classes (or of ``class_indices``).
 
     Raw CAMs ``M_c`` (h x w: 7x7 for a 224 input, 14x14 with the dilated last stage) -> ReLU and max-normalisation ->
     bilinear upsampling to the photo -> masks at ``threshold`` (fraction of each map's maximum, default
     :data:`DEFAULT_MASK_THRESHOLD`; with refinement :data:`DEFAULT_REFINED_MASK_THRESHOLD`) -> label map by
-    :func:`label_map_by_logit`: a pixel in some mask goes to the class with the largest upsampled per-pixel
-    logit ``M_c + b_c``.
-    ``input_sizes``/``flip``: test-time augmentation, as in :func:`grad_cams` (raw CAMs are
-    averaged over the views, in logit units). ``groups``: distinct objects, as in :func:`detect`
-    (each group is painted with its best member's map; ``classes`` hold that member's index, the
-    group's name and summed probability).
-    ``refine`` (beyond the sheet, default :data:`DEFAULT_REFINE`): True makes the masks follow the photo's edges
-    (a dense CRF over background and the k classes, :func:`refine_label_map`, with ``CRFSettings()``), a
-    :class:`CRFSettings` does so with those settings, False gives the sheet's plain label map above.
+    :func:`label_map_by_logit`: a pixel in some mask goes to the class with the largest upsampled per-pixel logit ``M_c
+    + b_c``. ``input_sizes``/``flip``: test-time augmentation, as in :func:`grad_cams` (raw CAMs are averaged over the
+    views, in logit units). ``groups``: distinct objects, as in :func:`detect` (each group is painted with its best
+    member's map; ``classes`` hold that member's index, the group's name and summed probability). ``refine`` (beyond the
+    sheet, default :data:`DEFAULT_REFINE`): True makes the masks follow the photo's edges (a dense CRF over background
+    and the k classes, :func:`refine_label_map`, with ``CRFSettings()``), a :class:`CRFSettings` does so with those
+    settings, False gives the sheet's plain label map above.
     """
     settings = _check_refine(refine)
     threshold = _threshold_or(threshold, DEFAULT_MASK_THRESHOLD if settings is None else DEFAULT_REFINED_MASK_THRESHOLD)
@@ -960,22 +926,16 @@ def _finish(loaded: LoadedModel, device: torch.device, dilated: bool) -> LoadedM
 
 
 def _averaged_maps(
-    method: Callable[..., tuple[Tensor, list[list[int]], list[Tensor]]],
-    loaded: LoadedModel,
-    photos: Sequence[Image.Image],
-    targets: Sequence[Sequence[int]] | None,
-    topk: TopK,
-    input_sizes: Sequence[int],
-    flip: bool,
-    renormalize: bool = True,
+    method: Callable[..., tuple[Tensor, list[list[int]], list[Tensor]]], loaded: LoadedModel,
+    photos: Sequence[Image.Image], targets: Sequence[Sequence[int]] | None, topk: TopK, input_sizes: Sequence[int],
+    flip: bool, renormalize: bool = True
 ) -> tuple[Tensor, list[list[int]], list[Tensor]]:
     """Test-time augmentation around ``method`` (Grad-CAM or CAM), one forward pass per view.
 
-    The first input size, unflipped, gives the probabilities and (without ``targets``) the
-    top-k classes; every view's maps ``[k, h_s, w_s]`` are resized bilinearly to the grid of the
-    largest input size, flipped views flipped back, and averaged; with ``renormalize`` (for
-    normalised maps) the average is normalised again, without it (raw CAMs, in logit units) it
-    is returned as it is. -> (probabilities ``[B, C]``, targets, per photo ``[k_b, h, w]``).
+    The first input size, unflipped, gives the probabilities and (without ``targets``) the top-k classes; every view's
+    maps ``[k, h_s, w_s]`` are resized bilinearly to the grid of the largest input size, flipped views flipped back, and
+    averaged; with ``renormalize`` (for normalised maps) the average is normalised again, without it (raw CAMs, in logit
+    units) it is returned as it is. -> (probabilities ``[B, C]``, targets, per photo ``[k_b, h, w]``).
     """
     views = [(size, mirrored) for size in input_sizes for mirrored in ((False, True) if flip else (False,))]
     probabilities, per_view = None, []
@@ -1024,11 +984,10 @@ def group_probabilities(probabilities: Tensor, group_of: Tensor, num_groups: int
 def top_groups(
     probabilities: Tensor, group_of: Tensor, group_names: Sequence[str], k: int
 ) -> list[tuple[str, float, list[int]]]:
-    """The k groups with the largest summed probability of one photo (``probabilities`` ``[C]``; ``group_of``
-    ``[C]`` indexes ``group_names``; k in [1, the number of non-empty groups]) -> k tuples (name, summed
-    probability, member class indices), by decreasing probability (ties: lower group index first); the members
-    are all the group's classes by decreasing probability (ties: lower class index first), so members[0] is the
-    group's best class."""
+    """The k groups with the largest summed probability of one photo (``probabilities`` ``[C]``; ``group_of`` ``[C]``
+    indexes ``group_names``; k in [1, the number of non-empty groups]) -> k tuples (name, summed probability, member
+    class indices), by decreasing probability (ties: lower group index first); the members are all the group's classes
+    by decreasing probability (ties: lower class index first), so members[0] is the group's best class."""
     if not isinstance(probabilities, Tensor) or not probabilities.is_floating_point() or probabilities.ndim != 1:
         raise ValueError("probabilities must be a 1-D floating-point Tensor [C] (pass probabilities[i] for a batch)")
     if isinstance(group_names, str) or not isinstance(group_names, Sequence):
@@ -1111,30 +1070,25 @@ def cam_to_instances(
 
 
 def peak_boxes(
-    heatmap: Tensor | np.ndarray,
-    threshold: float = DEFAULT_INSTANCE_THRESHOLD,
-    min_peak: float = DEFAULT_MIN_PEAK,
-    min_peak_distance: int | None = None,
-    nms_iou: float = 0.5,
-    max_boxes: int = 10,
+    heatmap: Tensor | np.ndarray, threshold: float = DEFAULT_INSTANCE_THRESHOLD, min_peak: float = DEFAULT_MIN_PEAK,
+    min_peak_distance: int | None = None, nms_iou: float = 0.5, max_boxes: int = 10
 ) -> list[tuple[Box, float]]:
     """One scored box per *peak* of a class heatmap, best first: several instances of one class.
 
-    heatmap: ``[H, W]`` tensor or array (e.g. a Grad-CAM normalised to [0, 1]). Returns up to
-    ``max_boxes`` pairs ``(box, peak)``: ``box`` is ``(x0, y0, x1, y1)``, float pixel edges with x1, y1
-    exclusive; ``peak`` is the map's value at the peak (multiply by the class probability for a
-    detection score). Sorted by peak, descending (ties: scan order). A map with no positive maximum,
-    a constant map, or one holding NaN or infinities gives ``[]``.
+    heatmap: ``[H, W]`` tensor or array (e.g. a Grad-CAM normalised to [0, 1]). Returns up to ``max_boxes`` pairs
+    ``(box, peak)``: ``box`` is ``(x0, y0, x1, y1)``, float pixel edges with x1, y1 exclusive; ``peak`` is the map's
+    value at the peak (multiply by the class probability for a detection score). Sorted by peak, descending (ties: scan
+    order). A map with no positive maximum, a constant map, or one holding NaN or infinities gives ``[]``.
 
     1. peaks: the pixels that are the highest within ``min_peak_distance`` pixels (the
-       ``(2 * min_peak_distance + 1)``-square; default ``max(1, min(H, W) // 14)``, one cell of a
-       14 x 14 map) and at least ``min_peak * max(heatmap)`` high, as the class peak responses of
-       Zhou et al. (CVPR 2018); touching peak pixels (a plateau) are one peak;
-    2. each peak's region: the 8-connected component of ``heatmap >= threshold * peak`` that holds
-       it, so a weak instance is outlined at a fraction of *its own* height, not of the strongest
-       one's (for the global peak, a component of :func:`heatmap_to_bbox`'s mask);
-    3. boxes overlapping a better box with IoU > ``nms_iou`` are removed (``torchvision.ops.nms``;
-       ``nms_iou=1`` removes none).
+       ``(2 * min_peak_distance + 1)``-square; default ``max(1, min(H, W) // 14)``, one cell of a 14 x 14 map) and at
+       least ``min_peak * max(heatmap)`` high, as the class peak responses of Zhou et al. (CVPR 2018); touching peak
+       pixels (a plateau) are one peak;
+    2. each peak's region: the 8-connected component of ``heatmap >= threshold * peak`` that holds it, so a weak
+       instance is outlined at a fraction of *its own* height, not of the strongest one's (for the global peak, a
+       component of :func:`heatmap_to_bbox`'s mask);
+    3. boxes overlapping a better box with IoU > ``nms_iou`` are removed (``torchvision.ops.nms``; ``nms_iou=1`` removes
+       none).
 
     The first box is the component of ``heatmap >= threshold * max`` that holds the maximum.
     """
@@ -1453,7 +1407,7 @@ def _upsampled_argmax(q: Tensor, size: tuple[int, int], columns: int = CRF_UPSAM
 
 def _refined_label_maps(
     photo: Image.Image, cams_low: Tensor, logits_low: Tensor, classes: Sequence[int], thresholds: Sequence[float],
-    settings: CRFSettings,
+    settings: CRFSettings
 ) -> list[np.ndarray]:
     """The CRF's label maps of one photo (``H x W``), one per mask threshold: int64 numpy ``[H, W]``, -1 background,
     else the class index. cams_low / logits_low ``[k, h, w]``; the CRF runs on the CPU at ``settings.long_side``,

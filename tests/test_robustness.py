@@ -534,7 +534,7 @@ def test_degenerate_heatmap_has_no_box(name):
     heatmap = DEGENERATE[name]
     assert helpers.heatmap_to_bbox(heatmap) is None
     assert helpers.heatmap_to_bbox(torch.from_numpy(heatmap).float()) is None
-    assert helpers.heatmap_to_boxes(heatmap, 0.1) == []
+    assert helpers.heatmap_to_bbox(heatmap, 0.1) is None
 
 
 def test_heatmap_with_nan_has_no_box():

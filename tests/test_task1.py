@@ -282,7 +282,7 @@ def test_activation_recorder_under_inference_mode():
 
 
 # --------------------------------------------------------------------------------------------
-# heatmap_to_bbox / heatmap_to_boxes
+# heatmap_to_bbox
 # --------------------------------------------------------------------------------------------
 
 
@@ -290,59 +290,55 @@ def test_single_rectangle_box_has_exclusive_ends():
     heatmap = np.zeros((10, 12), dtype=np.float32)
     heatmap[2:5, 3:8] = 1.0  # rows 2..4, cols 3..7
     assert helpers.heatmap_to_bbox(heatmap) == (3.0, 2.0, 8.0, 5.0)
-    assert helpers.heatmap_to_boxes(heatmap) == [(3.0, 2.0, 8.0, 5.0)]
 
 
-def test_two_blobs_largest_first():
+def test_two_blobs_largest_wins():
     heatmap = np.zeros((10, 12))
-    heatmap[0:2, 0:2] = 1.0  # 4 pixels, found first in scan order
+    heatmap[0:2, 0:2] = 1.0  # 4 pixels, found first in scan order, holding the peak
     heatmap[5:8, 6:10] = 0.9  # 12 pixels
-    assert helpers.heatmap_to_boxes(heatmap, threshold=0.5) == [(6.0, 5.0, 10.0, 8.0), (0.0, 0.0, 2.0, 2.0)]
     assert helpers.heatmap_to_bbox(heatmap, threshold=0.5) == (6.0, 5.0, 10.0, 8.0)
+    heatmap[5:8, 6:10] = 0.0
+    heatmap[5:7, 6:8] = 0.9  # now both have 4 pixels: the first in scan order wins
+    assert helpers.heatmap_to_bbox(heatmap, threshold=0.5) == (0.0, 0.0, 2.0, 2.0)
 
 
 def test_threshold_is_a_fraction_of_the_maximum():
     heatmap = np.zeros((10, 12))
     heatmap[0:3, 0:3] = 0.5  # 9 pixels at half the maximum
     heatmap[6:8, 8:10] = 1.0  # 4 pixels at the maximum
-    assert helpers.heatmap_to_boxes(heatmap, threshold=0.6) == [(8.0, 6.0, 10.0, 8.0)]
-    # 0.5 >= 0.5 * max: the weaker, larger region now counts and comes first.
-    assert helpers.heatmap_to_boxes(heatmap, threshold=0.5) == [(0.0, 0.0, 3.0, 3.0), (8.0, 6.0, 10.0, 8.0)]
+    assert helpers.heatmap_to_bbox(heatmap, threshold=0.6) == (8.0, 6.0, 10.0, 8.0)
+    # 0.5 >= 0.5 * max: the weaker, larger region now counts and wins.
+    assert helpers.heatmap_to_bbox(heatmap, threshold=0.5) == (0.0, 0.0, 3.0, 3.0)
     # Scaling the map does not move the boxes: the threshold is relative.
     for threshold in (0.5, 0.6, 1.0):
-        assert helpers.heatmap_to_boxes(7.0 * heatmap, threshold) == helpers.heatmap_to_boxes(heatmap, threshold)
+        assert helpers.heatmap_to_bbox(7.0 * heatmap, threshold) == helpers.heatmap_to_bbox(heatmap, threshold)
     assert helpers.heatmap_to_bbox(heatmap, threshold=1.0) == (8.0, 6.0, 10.0, 8.0)
 
 
 def test_diagonal_neighbours_are_one_component():
     heatmap = np.zeros((6, 6))
     heatmap[1, 1] = heatmap[2, 2] = heatmap[3, 3] = 1.0
-    assert helpers.heatmap_to_boxes(heatmap) == [(1.0, 1.0, 4.0, 4.0)]
+    assert helpers.heatmap_to_bbox(heatmap) == (1.0, 1.0, 4.0, 4.0)
 
 
 @pytest.mark.parametrize("heatmap", [np.zeros((5, 5)), np.full((5, 5), 0.7), -np.ones((5, 5))])
 def test_maps_without_a_confident_region_have_no_box(heatmap):
     assert helpers.heatmap_to_bbox(heatmap) is None
-    assert helpers.heatmap_to_boxes(heatmap) == []
 
 
 @pytest.mark.parametrize("threshold", [0.0, -0.1, 1.5, float("nan")])
 def test_threshold_outside_unit_interval_raises(threshold):
     heatmap = np.eye(4)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="threshold must be in"):
         helpers.heatmap_to_bbox(heatmap, threshold)
-    with pytest.raises(ValueError):
-        helpers.heatmap_to_boxes(heatmap, threshold)
 
 
 def test_tensor_and_numpy_inputs_agree():
     generator = torch.Generator().manual_seed(3)
     heatmap = torch.rand(20, 30, generator=generator)
     for threshold in (0.3, 0.6, 0.9):
-        boxes_tensor = helpers.heatmap_to_boxes(heatmap, threshold)
-        assert boxes_tensor == helpers.heatmap_to_boxes(heatmap.numpy(), threshold)
-        assert len(boxes_tensor) >= 1
-    assert helpers.heatmap_to_bbox(heatmap, 0.6) == helpers.heatmap_to_bbox(heatmap.numpy(), 0.6)
+        box = helpers.heatmap_to_bbox(heatmap, threshold)
+        assert box is not None and box == helpers.heatmap_to_bbox(heatmap.numpy(), threshold)
 
 
 # --------------------------------------------------------------------------------------------
@@ -633,8 +629,7 @@ def test_heatmap_to_bbox_is_the_largest_component_hand_built(two_blobs):
 
 
 def test_cam_to_boxes_matches_upsample_then_box():
-    """cam_to_boxes = bilinear upsampling to the photo + normalisation + heatmap_to_bbox (or the given rule),
-    per threshold."""
+    """cam_to_boxes = bilinear upsampling to the photo + normalisation + heatmap_to_bbox, per threshold."""
     generator = torch.Generator().manual_seed(3)
     cam = torch.rand(7, 7, generator=generator)
     size = (50, 80)
@@ -643,8 +638,7 @@ def test_cam_to_boxes_matches_upsample_then_box():
     thresholds = [0.2, 0.5, 0.8]
     expected = [helpers.heatmap_to_bbox(full, t) for t in thresholds]
     assert helpers.cam_to_boxes(cam, size, thresholds) == expected
-    whole = lambda heatmap, t: (0.0, 0.0, float(heatmap.shape[1]), float(heatmap.shape[0]))  # noqa: E731
-    assert helpers.cam_to_boxes(cam, size, thresholds, whole) == [(0.0, 0.0, 80.0, 50.0)] * 3
+    assert list(inspect.signature(helpers.cam_to_boxes).parameters) == ["cam", "image_size", "thresholds"]
 
 
 def test_detect_has_at_most_nine_parameters_the_rare_ones_keyword_only():
