@@ -72,7 +72,7 @@ __all__ = [  # the public names: what the notebook, the README and the harness (
     "format_probability", "grad_cam_weights", "grad_cams", "group_probabilities", "heatmap_correlation",
     "heatmap_to_bbox", "imagenet_groups", "label_map_by_logit", "load_image", "load_model", "normalize_heatmap",
     "offline_hub_requirements", "peak_boxes", "peak_position", "plot_detections", "plot_segmentation",
-    "refine_label_map", "refine_label_maps", "resnet50_architecture", "segment", "segmentation_legend",
+    "refine_label_map", "refine_label_maps", "remove_specks", "resnet50_architecture", "segment", "segmentation_legend",
     "show_detection", "to_rgb", "top_groups", "upsample_cams", "wrap_resnet",
 ]
 
@@ -932,15 +932,21 @@ def _averaged_maps(
 ) -> tuple[Tensor, list[list[int]], list[Tensor]]:
     """Test-time augmentation around ``method`` (Grad-CAM or CAM), one forward pass per view.
 
-    The first input size, unflipped, gives the probabilities and (without ``targets``) the top-k classes; every view's
-    maps ``[k, h_s, w_s]`` are resized bilinearly to the grid of the largest input size, flipped views flipped back, and
+    The probabilities ``[B, C]`` and (without ``targets``) the top-k classes come from one plain view at
+    :data:`INPUT_SIZE`, the size the classifier was trained at: the first view when it is that size unflipped, else
+    one extra forward pass. The maps come from the views (``input_sizes`` x ``flip``): every view's maps
+    ``[k, h_s, w_s]`` are resized bilinearly to the grid of the largest input size, flipped views flipped back, and
     averaged; with ``renormalize`` (for normalised maps) the average is normalised again, without it (raw CAMs, in logit
     units) it is returned as it is. -> (probabilities ``[B, C]``, targets, per photo ``[k_b, h, w]``).
     """
     views = [(size, mirrored) for size in input_sizes for mirrored in ((False, True) if flip else (False,))]
     probabilities, per_view = None, []
+    if views[0] != (INPUT_SIZE[0], False):  # a detail view: the classes still come from the classifier's own size
+        with torch.inference_mode():
+            probabilities = loaded.model(_batch(loaded, photos, INPUT_SIZE[0])).softmax(dim=1)
+        targets = _choose_targets(probabilities, topk) if targets is None else targets
     for size, mirrored in views:
-        batch = torch.cat([loaded.preprocess(photo, size) for photo in photos]).to(loaded.device)
+        batch = _batch(loaded, photos, size)
         p, targets, maps = method(loaded, batch.flip(-1) if mirrored else batch, targets, topk)
         probabilities = p if probabilities is None else probabilities
         per_view.append([m.flip(-1) for m in maps] if mirrored else maps)
@@ -951,6 +957,11 @@ def _averaged_maps(
         torch.stack([upsample_cams(view[b], grid) for view in per_view]).mean(dim=0) for b in range(len(photos))
     ]
     return probabilities, targets, [normalize_heatmap(a) for a in averaged] if renormalize else averaged
+
+
+def _batch(loaded: LoadedModel, photos: Sequence[Image.Image], size: int) -> Tensor:
+    """The photos preprocessed at ``size`` x ``size``, ``[B, 3, size, size]`` on the model's device."""
+    return torch.cat([loaded.preprocess(photo, size) for photo in photos]).to(loaded.device)
 
 
 # ==== Beyond the sheet: class groups, distinct objects instead of near-synonyms (WordNet hypernyms) =================
@@ -1158,6 +1169,7 @@ class CRFSettings:
     bilateral_weight: float = 80.0
     iterations: int = 5
     long_side: int = 128
+    min_region: float = 0.0
 
     def __post_init__(self) -> None:
         """Checks every field and stores it as a plain float / int (so equal settings hash alike and serialise)."""
@@ -1175,6 +1187,7 @@ class CRFSettings:
         object.__setattr__(self, "iterations", check_int(self.iterations, "CRFSettings.iterations", meaning="steps"))
         long_side = check_int(self.long_side, "CRFSettings.long_side", 1, MAX_CRF_LONG_SIDE, meaning="working pixels")
         object.__setattr__(self, "long_side", long_side)
+        object.__setattr__(self, "min_region", _check_min_region(self.min_region, "CRFSettings.min_region"))
 
 
 def _check_refine(refine: object) -> CRFSettings | None:
@@ -1421,8 +1434,45 @@ def _refined_label_maps(
     for threshold in thresholds:
         unaries = _crf_unaries(cams, logits, size, threshold, settings.temperature)
         q = _mean_field(unaries, colours, settings, lattice)
-        maps.append(lut[_upsampled_argmax(q, (photo.height, photo.width))].numpy())
+        label_map = lut[_upsampled_argmax(q, (photo.height, photo.width))].numpy()
+        maps.append(remove_specks(label_map, settings.min_region) if settings.min_region else label_map)
     return maps
+
+
+def remove_specks(label_map: np.ndarray, min_fraction: float) -> np.ndarray:
+    """``label_map`` ``[H, W]`` (int, -1 background, else a class index) without its specks: first each class's
+    islands (8-connected components of its mask) smaller than ``min_fraction`` of the mask become background, then each
+    background hole a class encloses (4-connected, as ``scipy.ndimage.binary_fill_holes`` finds it) smaller than
+    ``min_fraction`` of that class's mask joins the class. ``min_fraction`` 0 returns a copy."""
+    label_map = np.asarray(label_map)
+    if label_map.ndim != 2 or not np.issubdtype(label_map.dtype, np.integer):
+        raise ValueError(f"label_map must be a 2-d integer array [H, W], got {label_map.dtype} {label_map.shape}")
+    min_fraction = _check_min_region(min_fraction, "min_fraction")
+    out = label_map.copy()
+    classes = [int(c) for c in np.unique(label_map) if c >= 0]
+    limits = {c: min_fraction * np.count_nonzero(label_map == c) for c in classes}
+    for c in classes:
+        components, _ = ndimage.label(out == c, structure=_EIGHT)
+        out[_smaller_than(components, limits[c])] = -1
+    for c in classes:
+        mask = out == c
+        holes, _ = ndimage.label(ndimage.binary_fill_holes(mask) & (out < 0))
+        out[_smaller_than(holes, limits[c])] = c
+    return out
+
+
+def _check_min_region(value: object, name: str) -> float:
+    value = check_real(value, name, meaning="a fraction of a class's mask")
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"{name} must lie in [0, 1) (a fraction of a class's mask), got {value}")
+    return value
+
+
+def _smaller_than(components: np.ndarray, limit: float) -> np.ndarray:
+    """Pixels ``[H, W]`` of the labelled ``components`` (0: none) whose component has fewer than ``limit`` pixels."""
+    small = np.bincount(components.ravel()) < limit
+    small[0] = False
+    return small[components]
 
 
 def refine_label_map(
