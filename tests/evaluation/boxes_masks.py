@@ -46,7 +46,7 @@ from .metrics import (
     max_box_acc_v2,
     oracle_classes,
 )
-from .running import first_size, predict, progress, relabel
+from .running import photo_options, predict, progress, relabel
 
 #: Box and mask thresholds swept (fractions of each map's maximum).
 THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 17))
@@ -119,7 +119,8 @@ def box_sweep(loaded: helpers.LoadedModel, samples: Sequence[BoxSample], options
     start = time.perf_counter()
     for sample in progress(samples, "boxes"):
         size = (sample.photo.height, sample.photo.width)
-        (det,) = helpers.detect(loaded, sample.photo, class_indices=[sample.class_index], **options)
+        view = photo_options(options, sample.photo)
+        (det,) = helpers.detect(loaded, sample.photo, class_indices=[sample.class_index], **view)
         for t, box in zip(THRESHOLDS, helpers.cam_to_boxes(det.cam, size, THRESHOLDS), strict=True):
             boxes[t].append(box)
         top1.append(det.rank == 0)  # the detection's own forward pass ranked the true class first
@@ -185,18 +186,19 @@ def mask_items(
     ``coco_seg_oracle`` with the best ImageNet class of each COCO class present, else ``coco_seg_top3``)."""
     options = dict(options or {})
     for _, photo, mask in progress(pets, "masks pets_seg"):
-        seg = helpers.segment(loaded, photo, topk=3, refine=False, **options)
+        seg = helpers.segment(loaded, photo, topk=3, refine=False, **photo_options(options, photo))
         yield MaskItem("pets_seg", photo, seg, lambda labels, mask=mask: [foreground_iou(labels >= 0, mask)])
     name = "coco_seg_oracle" if oracle else "coco_seg_top3"
     for item in progress(coco.photos if coco is not None else (), f"masks {name}"):
         present = [c for c in item.classes_present if c in coco.mappable_coco]
         if not present:
             continue
-        if oracle:
-            classes = oracle_classes(predict(loaded, item.photo, first_size(options)), present, coco.imagenet_of_coco)
-            seg = helpers.segment(loaded, item.photo, class_indices=classes, refine=False, **options)
+        view = photo_options(options, item.photo)
+        if oracle:  # the classes come from the plain 224 view, as detect/segment's own
+            classes = oracle_classes(predict(loaded, item.photo), present, coco.imagenet_of_coco)
+            seg = helpers.segment(loaded, item.photo, class_indices=classes, refine=False, **view)
         else:
-            seg = helpers.segment(loaded, item.photo, topk=3, refine=False, **options)
+            seg = helpers.segment(loaded, item.photo, topk=3, refine=False, **view)
 
         def score(labels: np.ndarray, item: CocoPhoto = item) -> list[float]:
             mapped = imagenet_to_coco_label_map(labels, coco.coco_of_imagenet)
@@ -253,15 +255,20 @@ def mask_results(values: Mapping[float, Sequence[float]], chosen: float | None =
 
 
 def evaluate(
-    loaded: helpers.LoadedModel, options: Mapping[str, object], data: Path = SHARED_DATA, quick: bool = False
+    loaded: helpers.LoadedModel,
+    options: Mapping[str, object],
+    data: Path = SHARED_DATA,
+    quick: bool = False,
+    limit: int | None = None,
 ) -> dict[str, object]:
     """Every data set found (:func:`find_dataset` under ``data``), one configuration (``options``: keyword
     arguments of detect/segment, :meth:`Technique.options`).
 
     Thresholds are chosen on the development sets (``imagenet_val_227`` for boxes, ``pets_seg`` and
     ``coco_seg`` with oracle classes for masks) and applied unchanged to ``imagenet_val``.
-    ``quick``: the first :data:`QUICK_PHOTOS` photos of each set (for trying things, not for reporting)."""
-    limit = QUICK_PHOTOS if quick else None
+    ``quick``: the first :data:`QUICK_PHOTOS` photos of each set; ``limit``: the first ``limit`` photos (both for
+    trying things, not for reporting). ``options["input_sizes"]`` may be a rule (:func:`.running.photo_options`)."""
+    limit = QUICK_PHOTOS if quick and limit is None else limit
     results: dict[str, object] = {}
     chosen_box = None
     if (root := find_dataset("imagenet_val_227", data)) is not None:

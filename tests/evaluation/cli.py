@@ -1,12 +1,14 @@
 """The command line of the harness (``python tests/evaluate.py ...``, run from the repository root)::
 
-    python tests/evaluate.py                       # every technique on every data set found
-    python tests/evaluate.py --technique plain     # one technique
-    python tests/evaluate.py --summary             # the data sets found, with their counts
-    python tests/evaluate.py --detection           # AP@0.5 and CorLoc -> results/detection.json
-    python tests/evaluate.py --sizes               # boxes by object size -> results/sizes.json
-    python tests/evaluate.py --refine              # the CRF refinement's protocol -> results/refine.json
-    python tests/evaluate.py --markdown            # the tables of results/*.json -> results/README.md
+python tests/evaluate.py                       # every technique on every data set found
+python tests/evaluate.py --technique plain     # one technique
+python tests/evaluate.py --summary             # the data sets found, with their counts
+python tests/evaluate.py --detection           # AP@0.5 and CorLoc -> results/detection.json
+python tests/evaluate.py --sizes               # boxes by object size -> results/sizes.json
+python tests/evaluate.py --refine              # the CRF refinement's protocol -> results/refine.json
+python tests/evaluate.py --detail 320          # one detail-size candidate -> results/detail_320.json
+python tests/evaluate.py --detail 320 --limit 5 --out /tmp/try   # a few photos per set, to try it
+python tests/evaluate.py --markdown            # the tables of results/*.json -> results/README.md
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import helpers
 
 from .boxes_masks import TECHNIQUES, evaluate, summary_line
 from .data import ROOT, SHARED_DATA, data_summary
+from .detail import CANDIDATES, detail_results, detail_view
 from .detection import detection_results
 from .records import RESULTS, jsonable, run_record, write_run
 from .refine import refine_run
@@ -61,12 +64,26 @@ def parser() -> argparse.ArgumentParser:
     out.add_argument("--detection", action="store_true", help="AP@0.5 and CorLoc, one box per class against several")
     out.add_argument("--sizes", action="store_true", help="boxes by object size (-> sizes.json)")
     out.add_argument("--refine", action="store_true", help="the CRF refinement's protocol (-> refine.json)")
+    out.add_argument(
+        "--detail",
+        choices=CANDIDATES,
+        help="one detail-size candidate: the maps' input size, or photo320 / photo448 (the photo's short side clamped "
+        "to [224, 320] / [224, 448]); classes from the 224 view (-> detail_<name>.json)",
+    )
+    out.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        help="the first N photos of each set only (--detail, --sizes, --refine; for trying things, not for reporting)",
+    )
     return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if args.sizes or args.refine:
+    if args.limit is not None and args.limit < 1:
+        raise SystemExit(f"--limit must be >= 1, got {args.limit}")
+    if args.sizes or args.refine or args.detail:
         return _protocol_run(args)
     if args.markdown:
         print(write_report(args.out, args.out / "README.md"), end="")
@@ -99,26 +116,43 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _protocol_run(args: argparse.Namespace) -> int:
-    """``--sizes`` / ``--refine``: one run at the defaults, single-threaded (the timings are ratios within the run)."""
+    """``--sizes`` / ``--refine`` (at the defaults) / ``--detail NAME``: one run each, single-threaded (the timings
+    are ratios within the run)."""
     torch.set_num_threads(1)
     loaded = helpers.load_model(args.model)
     published = helpers.load_model(args.model, dilated=False)  # the cost unit: one forward pass of the classifier
-    runs: tuple[tuple[str, Callable[[], dict[str, object]]], ...] = (
-        ("sizes", lambda: sizes_results(loaded, args.data)),
-        ("refine", lambda: refine_run(loaded, args.data, published)),
-    )
-    for name, run in runs:
-        if getattr(args, name):
-            start = time.perf_counter()
-            results = run()
-            config = {
-                "technique": name,
-                "dilated": helpers.DEFAULT_DILATED,
-                "input_sizes": helpers.DEFAULT_INPUT_SIZES,
-                "flip": helpers.DEFAULT_FLIP,
-            }
-            record = run_record(config, results, time.perf_counter() - start, loaded.name)
-            path = write_run(args.out / f"{name}.json", record)
-            print(protocol_markdown(record))
-            print(_shown(path))
+    defaults = {
+        "dilated": helpers.DEFAULT_DILATED,
+        "input_sizes": helpers.DEFAULT_INPUT_SIZES,
+        "flip": helpers.DEFAULT_FLIP,
+    }
+    runs: list[tuple[str, dict[str, object], Callable[[], dict[str, object]]]] = []
+    if args.sizes:
+        runs.append(
+            (
+                "sizes.json",
+                {"technique": "sizes"} | defaults,
+                lambda: sizes_results(loaded, args.data, limit=args.limit),
+            )
+        )
+    if args.refine:
+        runs.append(
+            (
+                "refine.json",
+                {"technique": "refine"} | defaults,
+                lambda: refine_run(loaded, args.data, published, args.limit),
+            )
+        )
+    if args.detail:
+        view = detail_view(args.detail)
+        runs.append(
+            (view.file_name(), view.config(), lambda: detail_results(loaded, published, view, args.data, args.limit))
+        )
+    for file_name, config, run in runs:
+        start = time.perf_counter()
+        results = run()
+        record = run_record(config | {"limit": args.limit}, results, time.perf_counter() - start, loaded.name)
+        path = write_run(args.out / file_name, record)
+        print(protocol_markdown(record))
+        print(_shown(path))
     return 0

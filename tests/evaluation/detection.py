@@ -23,7 +23,7 @@ from .metrics import (
     oracle_classes,
     ranked_by_truth,
 )
-from .running import first_size, predict, progress
+from .running import photo_options, predict, progress
 
 #: Instance boxes tried for AP: (instance rule, threshold), see helpers.cam_to_instances (one box per peak). The
 #: rules that lost, "components" and "split", were deleted; tests/results/detection.json records them.
@@ -87,11 +87,12 @@ def coco_detection_sweep(
     for item in progress(coco.photos, f"detection coco {'oracle' if oracle else 'top-5'}"):
         present = [c for c in item.classes_present if c in coco.mappable_coco]
         truth.append([(i.class_index, i.box, i.iscrowd) for i in item.instances if i.class_index in coco.mappable_coco])
-        if oracle:
-            classes = oracle_classes(predict(loaded, item.photo, first_size(options)), present, coco.imagenet_of_coco)
-            detections = helpers.detect(loaded, item.photo, class_indices=classes, **options) if classes else []
+        view = photo_options(options, item.photo)
+        if oracle:  # the classes come from the plain 224 view, as detect's own ranking
+            classes = oracle_classes(predict(loaded, item.photo), present, coco.imagenet_of_coco)
+            detections = helpers.detect(loaded, item.photo, class_indices=classes, **view) if classes else []
         else:
-            detections = helpers.detect(loaded, item.photo, topk=topk, **options)
+            detections = helpers.detect(loaded, item.photo, topk=topk, **view)
         for key in found:
             found[key].append(_predictions(detections, lambda c: coco.coco_of_imagenet[c], key))
     return DetectionSweep(truth, found, (time.perf_counter() - start) / max(1, len(coco.photos)))
@@ -104,7 +105,8 @@ def imagenet_detection_sweep(
     truth, found = [], {key: [] for key in keys()}
     start = time.perf_counter()
     for sample in progress(samples, "detection imagenet"):
-        detections = helpers.detect(loaded, sample.photo, class_indices=[sample.class_index], **options)
+        view = photo_options(options, sample.photo)
+        detections = helpers.detect(loaded, sample.photo, class_indices=[sample.class_index], **view)
         truth.append([(1, box, False) for box in sample.boxes])
         for key in found:
             found[key].append(_predictions(detections, lambda c: 1, key))

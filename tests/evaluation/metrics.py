@@ -15,7 +15,7 @@ from typing import NamedTuple, TypedDict
 import numpy as np
 import torch
 import torchvision
-from scipy import stats
+from scipy import ndimage, stats
 from torch import Tensor
 
 import helpers
@@ -26,6 +26,10 @@ from .data import IGNORE, NUM_COCO_CLASSES, NUM_IMAGENET_CLASSES, Box
 #: IoU thresholds of MaxBoxAccV2 (Choe et al., "Evaluating Weakly Supervised Object Localization
 #: Methods Right", CVPR 2020).
 MAX_BOX_ACC_V2_IOUS = (0.3, 0.5, 0.7)
+#: The speckle measure's "small component": fewer pixels than this fraction of its class's mask.
+SPECKLE_FRACTION = 0.01
+#: 8-connectivity of the components the speckle measure counts (as helpers.remove_specks's islands).
+EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 #: Two means closer than this count as tied (floating-point sums of the same values in another order).
 TIE_TOLERANCE = 1e-12
 
@@ -52,6 +56,15 @@ class Bootstrap(NamedTuple):
     mean: float
     low: float
     high: float
+
+
+class Speckle(NamedTuple):
+    """:func:`speckle`'s result, per class present in a label map (ascending class index): ``classes``; the number
+    of 8-connected components of its mask; the share of the mask in components smaller than the fraction."""
+
+    classes: list[int]
+    components: list[int]
+    small_share: list[float]
 
 
 class MaxBoxAcc(NamedTuple):
@@ -473,6 +486,23 @@ def paired_difference(a: str, b: str) -> Interval:
         raise ValueError(f"a and b must hold the same photos, got {len(a)} and {len(b)} hits")
     diff = np.array([int(y) - int(x) for x, y in zip(a, b, strict=True)], dtype=np.float64)
     return interval(diff)
+
+
+def speckle(label_map: Tensor | np.ndarray, fraction: float = SPECKLE_FRACTION) -> Speckle:
+    """Islands of a label map ``[H, W]`` (-1 background, else a class index): per class c present, the number of
+    8-connected components of ``label_map == c`` and the share of that mask's pixels lying in components with fewer
+    than ``fraction`` times the mask's pixels."""
+    labels = _label_map(label_map, "label_map")
+    fraction = check_fraction(fraction, "fraction", meaning="a fraction of a class's mask")
+    out = Speckle([], [], [])
+    for c in (int(c) for c in np.unique(labels) if c >= 0):
+        mask = labels == c
+        components, n = ndimage.label(mask, structure=EIGHT_CONNECTED)
+        sizes = np.bincount(components.ravel())[1:]
+        out.classes.append(c)
+        out.components.append(int(n))
+        out.small_share.append(float(sizes[sizes < fraction * mask.sum()].sum() / mask.sum()))
+    return out
 
 
 # --------------------------------------------------------------------------------------------

@@ -14,9 +14,10 @@ import numpy as np
 import helpers
 
 from .boxes_masks import BOX_RULE
+from .detail import BASELINE, CANDIDATES
 from .metrics import bootstrap_ci, paired_difference
 from .records import RESULTS, load_runs
-from .sizes import ALL_PHOTOS, SIZE_BUCKETS
+from .sizes import ALL_PHOTOS, SIZE_BUCKETS, SIZES_BEFORE
 
 #: The report's file, beside the records it is generated from.
 REPORT = RESULTS / "README.md"
@@ -30,8 +31,8 @@ LOST_TECHNIQUES = (
     ('box rule "union"', "the box around all components", "dilated.json, every technique run"),
     ('box rule "mass"', "the region holding a fraction of the map's mass", "dilated.json, every technique run"),
     ('box rule "otsu"', "Otsu's threshold of the map's histogram", "dilated.json, every technique run"),
-    ("zoom-in second pass", "crop around the first box (50% margin), Grad-CAM again", "sizes.json"),
-    ("refined box", "the box of the 2-label CRF mask of the detection's class", "sizes.json"),
+    ("zoom-in second pass", "crop around the first box (50% margin), Grad-CAM again", "sizes_224.json"),
+    ("refined box", "the box of the 2-label CRF mask of the detection's class", "sizes_224.json"),
     ('instance rules "components", "split"', "components of the map; split at valleys", "detection.json"),
 )
 #: Where the code of each deleted technique last lived, when not in :data:`LOST_CODE_COMMIT`'s ``tests/evaluate.py``.
@@ -202,6 +203,10 @@ def sizes_markdown(results: Mapping[str, object]) -> str:
             extra.append(("zoom - today (paired)", s["zoom"]["difference_at_default"]))
         if "refined_box" in s:
             extra.append((f"refined box at {tau} - today (paired)", s["refined_box"]["difference_at_default"]))
+        if "before" in s:
+            at = results["before"]["default_threshold"]
+            extra.append((f"before (`{results['before']['file']}`, at {at})", s["before"]["gt_known_by_size"]))
+            extra.append(("after - before (paired)", s["before"]["difference_at_default"]))
         lines += [
             f"{name} ({s['role']}, {s['photos']} photos)",
             "",
@@ -217,7 +222,7 @@ def sizes_markdown(results: Mapping[str, object]) -> str:
             lines.append(
                 f"| {bucket} | {e['photos']} | {ci_text(e['gt_known'])} "
                 f"| {e['best_threshold']}: {e['best_gt_known']:.1%} | {ci_text(e['oracle'])} |"
-                + "".join(f" {_ci_or_dash(d.get(bucket), signed=True)} |" for _, d in extra)
+                + "".join(f" {_ci_or_dash(d.get(bucket), signed='-' in h)} |" for h, d in extra)
             )
         lines.append("")
     for label, decision in (("Zoom pass", results.get("zoom_decision", {})), ("Refined box", refined)):
@@ -237,42 +242,166 @@ def sizes_markdown(results: Mapping[str, object]) -> str:
     return "\n".join(lines).rstrip("\n")
 
 
+def _chosen_text(chosen: Mapping[str, object]) -> str:
+    removal = chosen.get("min_region", 0)
+    return f"{chosen['setting']} at {chosen['threshold']}" + (f", specks < {removal}" if removal else "")
+
+
 def refine_markdown(results: Mapping[str, object]) -> str:
-    """The table of a ``--refine`` record's ``results``: cross-validated plain and refined masks, the paired
-    difference, and COCO top-3 at the keys chosen on all development items."""
-    plain, refined, diff = results["plain"], results["refined"], results["refined_minus_plain_cv"]
+    """The table of a ``--refine`` record's ``results``: cross-validated plain, refined and (when measured) cleaned
+    masks, the paired differences, COCO top-3 at the keys chosen on all development items, the speckle and cost."""
+    families = [
+        (label, key)
+        for label, key in (("plain", "plain"), ("refined (CRF)", "refined"), ("refined, specks removed", "cleaned"))
+        if key in results
+    ]
     lines = [
         "| masks (5-fold CV, held-out) | pooled | Pets IoU | COCO mIoU oracle | COCO mIoU top-3 | chosen on all |",
         "|---|---|---|---|---|---|",
     ]
     top3 = results.get("coco_seg_top3", {})
-    for label, entry, key in (("plain", plain, "plain"), ("refined (CRF)", refined, "refined")):
-        chosen = entry["chosen"]
+    for label, key in families:
+        entry = results[key]
         lines.append(
             f"| {label} | {ci_text(entry['cv'], False)} | {_ci_or_dash(entry.get('cv_pets_seg'), False)} "
             f"| {_ci_or_dash(entry.get('cv_coco_seg_oracle'), False)} | {_ci_or_dash(top3.get(key), False)} "
-            f"| {chosen['setting']} at {chosen['threshold']} |"
+            f"| {_chosen_text(entry['chosen'])} |"
         )
-    lines.append(
-        f"| refined - plain (paired) | {ci_text(diff['pooled'], False, True)} "
-        f"| {_ci_or_dash(diff.get('pets_seg'), False, True)} | {_ci_or_dash(diff.get('coco_seg_oracle'), False, True)} "
-        f"| {_ci_or_dash(top3.get('refined_minus_plain'), False, True)} | |"
-    )
-    folds = ", ".join(f"{c['setting']} at {c['threshold']}" for c in refined["cv_choices"])
-    repeated = results.get("repeated_cv")
-    lines += ["", f"Refined choice per fold: {folds}."]
-    if repeated is not None:
+    for new, base in (("refined", "plain"), ("cleaned", "refined")):
+        diff = results.get(f"{new}_minus_{base}_cv")
+        if diff is None:
+            continue
         lines.append(
-            f"Repeated over {len(repeated['seeds'])} fold seeds: the pooled gain is beyond its interval for "
-            f"{repeated['above_zero']} of them (mean gain {repeated['mean']:+.3f})."
+            f"| {new} - {base} (paired) | {ci_text(diff['pooled'], False, True)} "
+            f"| {_ci_or_dash(diff.get('pets_seg'), False, True)} "
+            f"| {_ci_or_dash(diff.get('coco_seg_oracle'), False, True)} "
+            f"| {_ci_or_dash(top3.get(f'{new}_minus_{base}'), False, True)} | |"
         )
+    folds = ", ".join(_chosen_text(c) for c in results["refined"]["cv_choices"])
+    lines += ["", f"Refined choice per fold: {folds}."]
+    for label, key in (("refined - plain", "repeated_cv"), ("cleaned - refined", "repeated_cv_cleaned_minus_refined")):
+        repeated = results.get(key)
+        if repeated is not None:
+            below = f", below it for {repeated['below_zero']}" if "below_zero" in repeated else ""
+            lines.append(
+                f"Repeated over {len(repeated['seeds'])} fold seeds, {label}: the pooled gain is beyond its interval "
+                f"for {repeated['above_zero']} of them{below} (mean gain {repeated['mean']:+.3f})."
+            )
+    if "speckle" in results:
+        sp = results["speckle"]
+        lines += [
+            "",
+            "| speckle of the refined masks | components per photo (all class masks) | worst share in islands < 1% |",
+            "|---|---|---|",
+        ]
+        for label, key in (
+            ("refined (chosen)", "refined"),
+            ("cleaned key, before removal", "cleaned_before"),
+            ("cleaned (chosen)", "cleaned"),
+        ):
+            lines.append(
+                f"| development photos, {label} ({sp[key]['photos']}) | {sp[key]['components']:.1f} "
+                f"| {sp[key]['worst_small_share']:.2%} |"
+            )
+        photo = sp["dog_and_cat"]
+        for label, key in (("before", "before"), (f"after removal < {photo['min_region']}", "after")):
+            e = photo[key]
+            lines.append(
+                f"| dog_and_cat.png, top-3, {label} | {e['total_components']} ({e['components']}) "
+                f"| {e['worst_small_share']:.2%} |"
+            )
     if "cost" in results:
         cost = results["cost"]
+        if "speckle" in results:
+            lines.append("")  # end the speckle table
+        detect = f"detect top-5 {cost['detect top-5']:.2f}, " if "detect top-5" in cost else ""
         lines.append(
-            f"Cost (this run, forward passes of the published classifier): segment top-3 plain "
+            f"Cost (this run, forward passes of the published classifier): {detect}segment top-3 plain "
             f"{cost['segment top-3, plain']:.2f}, refined {cost['segment top-3, refined']:.2f}."
         )
     return "\n".join(lines)
+
+
+def _paired_or_dash(base: object, new: object) -> str:
+    """The paired difference new - base of two per-item records (hit strings or value lists), '–' when they do not
+    hold the same items."""
+    if base is None or new is None or len(base) != len(new):
+        return "–"
+    if isinstance(base, str):
+        return ci_text(paired_difference(base, new), signed=True)
+    d = bootstrap_ci(np.array(new, dtype=float) - np.array(base, dtype=float))
+    return f"{d[0]:+.3f} [{d[1]:+.3f}, {d[2]:+.3f}]"
+
+
+#: The detail table's paired-difference columns: (header, path to the per-item record in a detail run's results).
+DETAIL_PAIRED = (
+    ("boxes dev (CV)", ("boxes_masks", "imagenet_val_227", BOX_RULE, "cv_hits")),
+    ("boxes test", ("boxes_masks", "imagenet_val", BOX_RULE, "hits")),
+    ("COCO pairs", ("coco_pairs", "hits")),
+    ("plain Pets (CV)", ("refine", "plain", "held_out_pets_seg")),
+    ("plain COCO (CV)", ("refine", "plain", "held_out_coco_seg_oracle")),
+    ("refined Pets (CV)", ("refine", "refined", "held_out_pets_seg")),
+    ("refined COCO (CV)", ("refine", "refined", "held_out_coco_seg_oracle")),
+    ("refined top-3", ("refine", "coco_seg_top3", "values_refined")),
+)
+
+
+def _get(results: Mapping[str, object], path: Sequence[str]) -> object:
+    for key in path:
+        if not isinstance(results, Mapping) or key not in results:
+            return None
+        results = results[key]
+    return results
+
+
+def detail_tables(records: Sequence[Mapping[str, object]]) -> list[str]:
+    """The detail-size protocol's table (one row per candidate found, in :data:`.detail.CANDIDATES` order) and the
+    paired differences against the baseline (:data:`.detail.BASELINE`, the 224 view) where the items match."""
+    order = {name: i for i, name in enumerate(CANDIDATES)}
+    records = sorted(records, key=lambda r: order.get(r["config"]["detail"], len(order)))
+    lines = [
+        "| maps from | boxes dev GT-known (CV) | box t | test GT-known | COCO pairs GT-known | plain Pets (CV) "
+        "| plain COCO (CV) | mask t | refined Pets (CV) | refined COCO (CV) | refined COCO top-3 | tau "
+        "| detect top-5 x | segment top-3 x |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in records:
+        res, name = r["results"], r["config"]["detail"]
+        boxes = res["boxes_masks"]
+        dev, test = boxes["imagenet_val_227"][BOX_RULE], boxes["imagenet_val"][BOX_RULE]
+        plain, refined = res["refine"]["plain"], res["refine"]["refined"]
+        top3 = res["refine"].get("coco_seg_top3", {})
+        label = f"**{name}** (baseline)" if name == BASELINE else name
+        if r["config"].get("limit"):
+            label += f" (first {r['config']['limit']} photos)"
+        lines.append(
+            f"| {label} | {ci_text(dev['gt_known_cv'])} | {dev['threshold']} | {ci_text(test['gt_known'])} "
+            f"| {_ci_or_dash(_get(res, ('coco_pairs', 'gt_known')))} "
+            f"| {_ci_or_dash(plain.get('cv_pets_seg'), False)} | {_ci_or_dash(plain.get('cv_coco_seg_oracle'), False)} "
+            f"| {plain['chosen']['threshold']} | {_ci_or_dash(refined.get('cv_pets_seg'), False)} "
+            f"| {_ci_or_dash(refined.get('cv_coco_seg_oracle'), False)} | {_ci_or_dash(top3.get('refined'), False)} "
+            f"| {refined['chosen']['threshold']} | {res['cost']['detect top-5']:.2f} "
+            f"| {res['cost']['segment top-3, refined']:.2f} |"
+        )
+    base = next((r for r in records if r["config"]["detail"] == BASELINE), None)
+    if base is None:
+        return lines
+    lines += [
+        "",
+        f"Paired differences against the {BASELINE} view (same photos; '–' where the items differ):",
+        "",
+        "| maps from | " + " | ".join(h for h, _ in DETAIL_PAIRED) + " |",
+        "|---|" + "---|" * len(DETAIL_PAIRED),
+    ]
+    for r in records:
+        if r is base:
+            continue
+        cells = []
+        for _, path in DETAIL_PAIRED:
+            a, b = _get(base["results"], path), _get(r["results"], path)
+            cells.append(_paired_or_dash(a, b))
+        lines.append(f"| {r['config']['detail']} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def crf_reference_markdown(results: Mapping[str, object]) -> str:
@@ -300,12 +429,14 @@ def crf_reference_markdown(results: Mapping[str, object]) -> str:
 
 
 def protocol_markdown(record: Mapping[str, object]) -> str:
-    """The tables of a ``--sizes`` or ``--refine`` record (by its ``config["technique"]``), else ""."""
+    """The tables of a ``--sizes``, ``--refine`` or ``--detail`` record (by its ``config["technique"]``), else ""."""
     technique = record.get("config", {}).get("technique")
     if technique == "sizes":
         return sizes_markdown(record["results"])
     if technique == "refine":
         return refine_markdown(record["results"])
+    if technique == "detail":
+        return "\n".join(detail_tables([record]))
     return ""
 
 
@@ -355,8 +486,18 @@ def markdown_report(folder: str | os.PathLike = RESULTS, choices: Path = CHOICES
     if (reference := by_technique.get("crf reference")) is not None:
         lines += ["", "## The CRF against the reference implementation", "", source_line([reference]), ""]
         lines += [crf_reference_markdown(reference["results"])]
-    if (sizes := by_technique.get("sizes")) is not None:
-        lines += ["", "## Boxes by object size", "", source_line([sizes]), "", protocol_markdown(sizes)]
+    if details := [r for r in runs if r["config"].get("technique") == "detail"]:
+        lines += ["", "## Maps at the photo's own detail (classes at 224)", "", source_line(details), ""]
+        lines += [
+            "Boxes and plain masks as in the technique runs; refined masks with one CRF setting (issue 15's), its",
+            "threshold chosen by CV; costs in forward passes of the published classifier (Chihuahua, one thread).",
+            "",
+            *detail_tables(details),
+        ]
+    sizes = {r["file"]: r for r in runs if r["config"].get("technique") == "sizes"}
+    for file, title in (("sizes.json", "Boxes by object size"), (SIZES_BEFORE.name, "Boxes by object size, before")):
+        if file in sizes:
+            lines += ["", f"## {title}", "", source_line([sizes[file]]), "", protocol_markdown(sizes[file])]
     if Path(choices).is_file():
         lines += ["", Path(choices).read_text(encoding="utf-8").strip()]
     lines += ["", *lost_section()]

@@ -18,23 +18,36 @@ from helpers import check_int
 
 Item = TypeVar("Item")
 
+#: The input size the classes and probabilities come from (helpers' plain view; detect/segment make one extra
+#: forward pass at it when their first map view is another): the oracle classes of the protocols come from it too.
+CLASS_SIZE = helpers.INPUT_SIZE[0]
 
-def forward(loaded: helpers.LoadedModel, photo: Image.Image, size: int = 224) -> Tensor:
+
+def forward(loaded: helpers.LoadedModel, photo: Image.Image, size: int = CLASS_SIZE) -> Tensor:
     """Logits ``[C]`` of one plain forward pass of ``loaded`` at ``size`` (inference mode, no hooks): the cost unit
     of the protocols and, through :func:`predict`, the scores detect/segment rank by."""
     with torch.inference_mode():
         return loaded.model(loaded.preprocess(photo, size).to(loaded.device))[0]
 
 
-def predict(loaded: helpers.LoadedModel, photo: Image.Image, size: int = 224) -> Tensor:
+def predict(loaded: helpers.LoadedModel, photo: Image.Image, size: int = CLASS_SIZE) -> Tensor:
     """Softmax probabilities ``[C]`` of :func:`forward` (as detect/segment score), on the CPU."""
     return forward(loaded, photo, size).softmax(dim=0).cpu()
 
 
-def first_size(options: Mapping[str, object]) -> int:
-    """The first input size of detect/segment keyword ``options`` (helpers' default when not given)."""
-    sizes = options.get("input_sizes", helpers.DEFAULT_INPUT_SIZES)
-    return int(sizes if isinstance(sizes, int) else sizes[0])
+#: ``input_sizes`` of the protocols' options: fixed sizes, or a rule giving a photo its own sizes (a detail view
+#: that follows the photo, :mod:`.detail`).
+SizeRule = Callable[[Image.Image], tuple[int, ...]]
+
+
+def photo_options(options: Mapping[str, object], photo: Image.Image) -> dict[str, object]:
+    """The keyword arguments of detect/segment for one ``photo``: ``options`` with an ``input_sizes`` rule
+    (a callable ``photo -> sizes``, :data:`SizeRule`) replaced by its sizes for that photo; else ``options``."""
+    out = dict(options)
+    sizes = out.get("input_sizes")
+    if callable(sizes):
+        out["input_sizes"] = tuple(sizes(photo))
+    return out
 
 
 def relabel(seg: helpers.Segmentation, threshold: float) -> np.ndarray:

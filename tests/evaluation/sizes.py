@@ -9,6 +9,8 @@ keeps their numbers.
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +34,7 @@ from .metrics import (
     largest_box_fraction,
     oracle_classes,
 )
+from .records import RESULTS
 from .running import predict
 
 #: Names of the object-size buckets, smallest first.
@@ -41,6 +44,9 @@ SIZE_BUCKETS = ("small", "medium", "large")
 SIZE_EDGES = (0.1, 0.4)
 #: The key of the whole set beside the buckets in :func:`gt_known_by_size` and :func:`paired_by_size`.
 ALL_PHOTOS = "all"
+#: The record of the boxes by size before the detail view (224 maps; it also keeps the deleted zoom pass and refined
+#: box): the "before" of :func:`sizes_results`' paired differences.
+SIZES_BEFORE = RESULTS / "sizes_224.json"
 #: The sets measured, with their role: thresholds are never chosen on the test set.
 SIZE_SETS = {
     "imagenet_val_227": "development (squashed to 227x227)",
@@ -145,7 +151,6 @@ def paired_by_size(
     return out
 
 
-
 @dataclass(frozen=True)
 class SizeSweep:
     """GT-known hits of ``detect``'s box (the defaults) on a box set: ``hits`` {threshold: bool ``[N]``} over
@@ -196,7 +201,44 @@ def size_set_results(sweep: SizeSweep, buckets: np.ndarray) -> dict[str, object]
     }
 
 
-def sizes_results(loaded: helpers.LoadedModel, data: Path = SHARED_DATA) -> dict[str, object]:
+def before_after(
+    before: Mapping[str, object], after_hits: Sequence[bool] | np.ndarray, buckets: np.ndarray
+) -> dict[str, object] | None:
+    """A set's paired comparison with an earlier run of the same photos in the same order (``before``: that run's
+    set entry, with ``hits_at_default`` and ``buckets``; a run on the first photos only compares with the first of
+    the earlier ones): the earlier GT-known by bucket at its default threshold and the difference after - before per
+    bucket (:func:`paired_by_size`). None when the photos' buckets do not match (another set)."""
+    n = len(buckets)
+    letters = "".join(b[0] for b in buckets)
+    if len(before["buckets"]) < n or before["buckets"][:n] != letters:
+        return None
+    base = np.array([c == "1" for c in before["hits_at_default"][:n]])
+    return {
+        "hits_at_default": before["hits_at_default"][:n],
+        "gt_known_by_size": {
+            name: interval(base[buckets == name]) if (buckets == name).any() else None for name in SIZE_BUCKETS
+        }
+        | {ALL_PHOTOS: interval(base)},
+        "difference_at_default": paired_by_size(base, after_hits, buckets),
+    }
+
+
+def load_before(path: str | os.PathLike = SIZES_BEFORE) -> dict[str, object] | None:
+    """The ``results`` of the earlier sizes record at ``path`` with its file name and default threshold, or None
+    when there is none."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text())
+    return record["results"] | {"file": path.name}
+
+
+def sizes_results(
+    loaded: helpers.LoadedModel,
+    data: Path = SHARED_DATA,
+    before: Mapping[str, object] | None = None,
+    limit: int | None = None,
+) -> dict[str, object]:
     """Boxes by object size on the sets of :data:`SIZE_SETS` found (:func:`find_dataset`; ``coco_seg_oracle`` is
     ``coco_seg`` as (photo, COCO class) pairs with the oracle ImageNet class, :func:`coco_box_samples`). Buckets by
     the largest ground-truth box: small < 0.1 <= medium < 0.4 <= large (fraction of the photo).
@@ -218,8 +260,16 @@ def sizes_results(loaded: helpers.LoadedModel, data: Path = SHARED_DATA) -> dict
             buckets: "slm..." (bucket initial per photo);  hits_at_default: "0101..."
         }}
 
-    The stored ``sizes.json`` also holds ``zoom``, ``refined_box`` and their decisions and costs (deleted code).
+            before: {hits_at_default, gt_known_by_size: {bucket: {mean, low, high}},
+                     difference_at_default: {bucket: {mean, low, high} (after - before, paired) | null}}
+        }}                                  (before: when ``before`` holds the set, photos in the same order)
+        before: {file, default_threshold}   the earlier record (default: :data:`SIZES_BEFORE`, when present)
+
+    ``limit``: the first photos of each set (COCO: of its photos) only, for trying things. The record before the
+    detail view, ``sizes_224.json``, also holds ``zoom``, ``refined_box`` and their decisions and costs (deleted
+    code).
     """
+    before = load_before() if before is None else before
     results: dict[str, object] = {
         "thresholds": list(THRESHOLDS),
         "default_threshold": helpers.DEFAULT_BOX_THRESHOLD,
@@ -227,15 +277,23 @@ def sizes_results(loaded: helpers.LoadedModel, data: Path = SHARED_DATA) -> dict
         "size_edges": list(SIZE_EDGES),
         "sets": {},
     }
+    if before:
+        results["before"] = {"file": before.get("file"), "default_threshold": before["default_threshold"]}
     for name, role in SIZE_SETS.items():
         if name == "coco_seg_oracle":
             root = find_dataset("coco_seg", data)
-            samples = None if root is None else coco_box_samples(loaded, load_coco(root))
+            samples = None if root is None else coco_box_samples(loaded, load_coco(root).head(limit))
         else:
             root = find_dataset(name, data)
-            samples = None if root is None else load_box_set(root)
+            samples = None if root is None else load_box_set(root)[:limit]
         if samples:
-            results["sets"][name] = size_set_results(size_sweep(loaded, samples), size_buckets(samples)) | {
-                "role": role
-            }
+            sweep, buckets = size_sweep(loaded, samples), size_buckets(samples)
+            entry = size_set_results(sweep, buckets) | {"role": role}
+            earlier = (before or {}).get("sets", {}).get(name)
+            compared = (
+                None if earlier is None else before_after(earlier, sweep.hits[helpers.DEFAULT_BOX_THRESHOLD], buckets)
+            )
+            if compared is not None:
+                entry["before"] = compared
+            results["sets"][name] = entry
     return results
