@@ -94,13 +94,13 @@ INPUT_SIZE = (224, 224)
 # Every default was chosen on development photos only, with the harness (tests/evaluate.py); the comment names the
 # result file. How, with the numbers and the alternatives that lost: tests/evaluation/choices.md.
 #: Box threshold (fraction of the heatmap's maximum; see heatmap_to_bbox).
-DEFAULT_BOX_THRESHOLD = 0.25  # tests/results/dilated.json (5-fold CV on the development photos)
+DEFAULT_BOX_THRESHOLD = 0.15  # tests/results/detail_320.json (5-fold CV on the development photos)
 #: Mask threshold (fraction of each CAM's maximum) of the sheet's plain masks.
-DEFAULT_MASK_THRESHOLD = 0.3  # tests/results/dilated.json (5-fold CV, Pets + COCO, oracle classes)
+DEFAULT_MASK_THRESHOLD = 0.25  # tests/results/refine.json, detail_320.json (5-fold CV, Pets + COCO, oracle classes)
 #: Mask threshold of the refined masks (the CRF's unary level).
-DEFAULT_REFINED_MASK_THRESHOLD = 0.35  # tests/results/refine.json (5-fold CV with CRFSettings' defaults)
+DEFAULT_REFINED_MASK_THRESHOLD = 0.25  # tests/results/refine.json (5-fold CV, with the CRF's settings)
 #: Test-time views of detect() and segment(): input sides (one forward pass each) and a horizontal flip.
-DEFAULT_INPUT_SIZES = (224,)  # tests/results/dilated_size_320.json, dilated_sizes_224_320.json
+DEFAULT_INPUT_SIZES = (320,)  # tests/results/detail_*.json (boxes and masks by detail size, classes at 224)
 DEFAULT_FLIP = False  # tests/results/dilated_flip.json
 #: load_model(): the last convolutional stage at stride 1, dilated (14x14 maps for a 224 input).
 DEFAULT_DILATED = True  # tests/results/dilated.json against plain.json
@@ -1169,7 +1169,7 @@ class CRFSettings:
     bilateral_weight: float = 80.0
     iterations: int = 5
     long_side: int = 128
-    min_region: float = 0.0
+    min_region: float = 0.02
 
     def __post_init__(self) -> None:
         """Checks every field and stores it as a plain float / int (so equal settings hash alike and serialise)."""
