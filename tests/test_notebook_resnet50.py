@@ -21,6 +21,8 @@ import torchvision
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
+import helpers
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "exercise3.ipynb"
 HUB_REPO = f"pytorch/vision:v{torchvision.__version__.split('+')[0]}"  # helpers pins the installed torchvision's tag
@@ -102,8 +104,9 @@ def test_every_cell_runs_with_resnet50_through_the_hub(tmp_path: Path, monkeypat
     stored_model = json.loads((ROOT / "tests" / "results" / "dilated.json").read_text(encoding="utf-8"))["model"]
     assert stored_model != "resnet50"  # the stored records are the stand-in's, so the notebook must say so
     assert "note: the model loaded now is resnet50; the stored numbers below are not its numbers" in text
-    assert f"this notebook (dilated, {stored_model}):" in text
-    assert "live (resnet50): " in text and f"stored run ({stored_model}): " in text
+    chosen = "".join(str(size) for size in helpers.DEFAULT_INPUT_SIZES)  # detail_<size>.json holds the default
+    assert f"this notebook (detail {chosen}, {stored_model}):" in text
+    assert "live (resnet50, maps from " in text and f"stored run ({stored_model}, detail {chosen}, " in text
 
 
 def test_a_failing_cell_fails_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

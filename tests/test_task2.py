@@ -99,7 +99,7 @@ def test_cam_mean_plus_bias_equals_logits_random_resnet(random_resnet):
 
 
 # The first default input side gives detect/segment their class scores.
-SCORE_SIDE = helpers.DEFAULT_INPUT_SIZES[0]
+SCORE_SIDE = helpers.INPUT_SIZE[0]  # detect/segment rank and score the classes on one 224 view
 
 
 @pytest.mark.parametrize("side", sorted({224, SCORE_SIDE}))
