@@ -6,8 +6,7 @@ feature maps with the classifier's FC weights; upsampled and thresholded, the ma
 segmentation, each pixel going to the class with the largest per-pixel logit M_c + b_c (the FC layer as a 1x1 conv).
 
 Map of the file (section headings carry the sheet's task numbers)
-1. Constants: every default; its comment names the result file in tests/results/ that chose it (the story:
-   tests/evaluation/choices.md).
+1. Constants: every default; its comment names the result file that chose it (how: tests/evaluation/choices.md).
 2. Task 1: the model (1.1: load_model, describe_model), hooks (1.3: LayerRecorder), the Grad-CAM formula (1.2, 1.4:
    calculate_grad_cam), heatmap to box (1.4: heatmap_to_bbox), grad_cams and detect (1.4-1.6).
 3. Task 2: CAM (2.1-2.3: calculate_cam), upsampling and masks (2.4: upsample_cams, cams_to_masks, label_map_by_logit),
@@ -33,7 +32,7 @@ import numbers
 import os
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import NamedTuple
@@ -110,6 +109,7 @@ MAX_CRF_LONG_SIDE = 1024
 #: Permutohedral lattice keys are packed into one int64 while their range has at most this many values.
 MAX_LATTICE_KEY = 2**62
 _EIGHT = np.ones((3, 3), dtype=bool)  # 8-connectivity of the components
+_OF_MASK = "a fraction of a class's mask"  # remove_specks' min_fraction, CRFSettings.min_region
 _GROUPS_PATH = Path(__file__).resolve().parent / "tests" / "data" / "imagenet_groups.json"
 
 # ==== Task 1.1: the model (torch.hub ResNet-50, the offline stand-in) and its layers ================================
@@ -180,9 +180,7 @@ def load_model(
             OfflineFallbackWarning,
             stacklevel=2,
         )
-        return LoadedModel(
-            **{**loaded.__dict__, "source": f"offline fallback for resnet50 ({reason}): {loaded.source}"}
-        )
+        return replace(loaded, source=f"offline fallback for resnet50 ({reason}): {loaded.source}")
 
 
 def _hub_resnet50() -> nn.Module:
@@ -211,13 +209,9 @@ def offline_hub_requirements() -> str:
 
 
 def resnet50_architecture() -> tuple[nn.Module, str]:
-    """ResNet-50 as ``torch.hub.load("pytorch/vision", "resnet50", weights="IMAGENET1K_V1")`` builds it,
-    for inspecting its layers -> (model in eval mode, a note on where it came from).
-
-    When the hub or the weights are unreachable, the same architecture is built locally with
-    ``torchvision.models.resnet50()`` without weights (the identical module tree, random
-    parameters), and the note says so. Nothing is printed.
-    """
+    """ResNet-50 as torch.hub builds it, for inspecting its layers -> (model in eval mode, where it came from). When
+    the hub or the weights are unreachable: ``torchvision.models.resnet50()`` without weights (the same module tree,
+    random parameters), and the note says so. Nothing is printed."""
     try:
         model = _hub_resnet50()
         return _freeze(model), f"torch.hub {_hub_repo()} resnet50, weights={HUB_WEIGHTS}"
@@ -232,8 +226,7 @@ def resnet50_architecture() -> tuple[nn.Module, str]:
 
 def wrap_resnet(model: nn.Module, name: str, source: str) -> LoadedModel:
     """A torchvision ResNet (hub-loaded or built locally) as a :class:`LoadedModel`."""
-    weights = ResNet50_Weights.IMAGENET1K_V1
-    preset = weights.transforms()
+    preset = ResNet50_Weights.IMAGENET1K_V1.transforms()
     return LoadedModel(
         _freeze(model), name, source, _imagenet_categories(), target_layer=model.layer4, classifier=model.fc,
         preprocess=_whole_image_preprocess(preset.mean, preset.std),
@@ -317,9 +310,8 @@ def _freeze(model: nn.Module) -> nn.Module:
 
 
 def describe_model(model: nn.Module, max_depth: int = 2, input_size: tuple[int, int] = INPUT_SIZE) -> str:
-    """A table of the named layers up to ``max_depth``: type, output shape for one
-    ``[1, 3, *input_size]`` input, and parameter count. Modules that run several times in one
-    forward pass show the shape of their last call and the number of calls."""
+    """A table of the named layers up to ``max_depth``: type, output shape for one ``[1, 3, *input_size]`` input,
+    parameter count. A module that runs several times in one forward pass shows its last call's shape and the count."""
     max_depth = check_int(max_depth, "max_depth")
     named = [(n, m) for n, m in model.named_modules() if n and n.count(".") < max_depth]
     shapes: dict[str, tuple[str, int]] = {}
@@ -349,8 +341,7 @@ def describe_model(model: nn.Module, max_depth: int = 2, input_size: tuple[int, 
         rows.append((layer_name, type(module).__name__, shape, f"{sum(p.numel() for p in module.parameters()):,}"))
     rows.append(("total", type(model).__name__, "", f"{sum(p.numel() for p in model.parameters()):,}"))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    lines = [f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]:>{widths[3]}}" for r in rows]
-    lines = [line.rstrip() for line in lines]
+    lines = [f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:<{widths[2]}}  {d:>{widths[3]}}".rstrip() for a, b, c, d in rows]
     lines.insert(1, "-" * len(lines[0]))
     return "\n".join(lines)
 
@@ -424,9 +415,7 @@ class ActivationRecorder(LayerRecorder):
 
 
 def grad_cam_weights(gradients: Tensor) -> Tensor:
-    """Eq. 1 of Grad-CAM: ``alpha_k^c = 1/Z sum_ij dy^c/dA^k_ij``.
-
-    gradients: ``[..., K, h, w]`` -> weights ``[..., K]``."""
+    """Eq. 1 of Grad-CAM: ``alpha_k^c = 1/Z sum_ij dy^c/dA^k_ij``; gradients ``[..., K, h, w]`` -> ``[..., K]``."""
     return gradients.mean(dim=(-2, -1))
 
 
@@ -450,10 +439,8 @@ def calculate_grad_cam(activations: Tensor, gradients: Tensor) -> Tensor:
     _check_maps(activations, "activations")
     _check_maps(gradients, "gradients")
     if activations.shape != gradients.shape:
-        raise ValueError(
-            f"activations and gradients must have the same shape, got {tuple(activations.shape)} "
-            f"and {tuple(gradients.shape)}"
-        )
+        shapes = f"{tuple(activations.shape)} and {tuple(gradients.shape)}"
+        raise ValueError(f"activations and gradients must have the same shape, got {shapes}")
     alpha = grad_cam_weights(gradients)
     return normalize_heatmap(torch.einsum("...k,...khw->...hw", alpha, activations))
 
@@ -848,7 +835,7 @@ def _finish(loaded: LoadedModel, device: torch.device, dilated: bool) -> LoadedM
             dilate_resnet_layer4(loaded.model)
         else:
             dilate_lite_last_stage(loaded.model.features)
-        loaded = LoadedModel(**{**loaded.__dict__, "source": f"{loaded.source}; last stage at stride 1 (dilated)"})
+        loaded = replace(loaded, source=f"{loaded.source}; last stage at stride 1 (dilated)")
     loaded.model.to(device)
     return loaded
 
@@ -1102,7 +1089,8 @@ class CRFSettings:
         object.__setattr__(self, "iterations", check_int(self.iterations, "CRFSettings.iterations", meaning="steps"))
         long_side = check_int(self.long_side, "CRFSettings.long_side", 1, MAX_CRF_LONG_SIDE, meaning="working pixels")
         object.__setattr__(self, "long_side", long_side)
-        object.__setattr__(self, "min_region", _check_min_region(self.min_region, "CRFSettings.min_region"))
+        min_region = check_fraction(self.min_region, "CRFSettings.min_region", high_open=True, meaning=_OF_MASK)
+        object.__setattr__(self, "min_region", min_region)
 
 
 def _check_refine(refine: object) -> CRFSettings | None:
@@ -1288,9 +1276,7 @@ def _crf_lattice(colours: Tensor, settings: CRFSettings) -> _Lattice | None:
     return _build_lattice(_bilateral_features(colours, sxy, settings.bilateral_srgb))
 
 
-def _mean_field(
-    unaries: Tensor, colours: Tensor, settings: CRFSettings, lattice: _Lattice | None = None
-) -> Tensor:
+def _mean_field(unaries: Tensor, colours: Tensor, settings: CRFSettings, lattice: _Lattice | None = None) -> Tensor:
     """Mean-field inference of the dense CRF with Potts pairwise terms: unaries ``[L, h, w]`` (probabilities; the
     energy is ``-log``) and colours ``[3, h, w]`` (0..255) of the working photo -> Q ``[L, h, w]``, after
     ``settings.iterations`` steps of ``Q_i(l) ∝ P_i(l) exp(w_g G[Q]_i(l) + w_b B[Q]_i(l))``, G and B the normalised
@@ -1359,7 +1345,7 @@ def remove_specks(label_map: np.ndarray, min_fraction: float) -> np.ndarray:
     label_map = np.asarray(label_map)
     if label_map.ndim != 2 or not np.issubdtype(label_map.dtype, np.integer):
         raise ValueError(f"label_map must be a 2-d integer array [H, W], got {label_map.dtype} {label_map.shape}")
-    min_fraction = _check_min_region(min_fraction, "min_fraction")
+    min_fraction = check_fraction(min_fraction, "min_fraction", high_open=True, meaning=_OF_MASK)
     out = label_map.copy()
     classes = [int(c) for c in np.unique(label_map) if c >= 0]
     limits = {c: min_fraction * np.count_nonzero(label_map == c) for c in classes}
@@ -1367,17 +1353,9 @@ def remove_specks(label_map: np.ndarray, min_fraction: float) -> np.ndarray:
         components, _ = ndimage.label(out == c, structure=_EIGHT)
         out[_smaller_than(components, limits[c])] = -1
     for c in classes:
-        mask = out == c
-        holes, _ = ndimage.label(ndimage.binary_fill_holes(mask) & (out < 0))
+        holes, _ = ndimage.label(ndimage.binary_fill_holes(out == c) & (out < 0))
         out[_smaller_than(holes, limits[c])] = c
     return out
-
-
-def _check_min_region(value: object, name: str) -> float:
-    value = check_real(value, name, meaning="a fraction of a class's mask")
-    if not 0.0 <= value < 1.0:
-        raise ValueError(f"{name} must lie in [0, 1) (a fraction of a class's mask), got {value}")
-    return value
 
 
 def _smaller_than(components: np.ndarray, limit: float) -> np.ndarray:
@@ -1390,15 +1368,12 @@ def _smaller_than(components: np.ndarray, limit: float) -> np.ndarray:
 def refine_label_map(
     photo: ImageInput, seg: Segmentation, threshold: float | None = None, settings: CRFSettings | None = None
 ) -> np.ndarray:
-    """The edge-following label map of a segmentation, from its stored maps, with no new forward pass: what
+    """The edge-following label map of a segmentation from its stored maps, with no new forward pass: what
     ``segment(..., threshold=threshold, refine=settings)`` returns as ``label_map`` (int64 numpy ``[H, W]``, -1
-    background, else the class index).
-
-    photo: the segmented photo (PIL image of any mode, or a path), ``H x W`` = ``seg.label_map.shape``;
-    threshold: the mask threshold, the CRF's unary level (default :data:`DEFAULT_REFINED_MASK_THRESHOLD`); settings: the
-    CRF (default ``CRFSettings()``). The CRF works at ``settings.long_side`` whatever the photo's size; its label
-    probabilities are upsampled bilinearly to the photo. With both pairwise weights 0 and a photo no larger than
-    ``long_side`` it gives the plain map (``segment(..., refine=False)``) at ``threshold``, ties aside."""
+    background, else the class index). photo: the segmented photo (any PIL mode, or a path), ``H x W``;
+    threshold: the CRF's unary level (default :data:`DEFAULT_REFINED_MASK_THRESHOLD`); settings: default
+    ``CRFSettings()``. With both pairwise weights 0, ``min_region`` 0 and a photo no larger than ``long_side`` it is
+    the plain map (``segment(..., refine=False)``) at ``threshold``, ties aside."""
     threshold = DEFAULT_REFINED_MASK_THRESHOLD if threshold is None else threshold
     return refine_label_maps(photo, seg, [threshold], settings)[0]
 
@@ -1426,6 +1401,8 @@ def refine_label_maps(
 
 
 # ==== Drawing (Task 1.4 and 2.5) and comparing maps and boxes =======================================================
+
+_COLORBAR_LABEL = "Grad-CAM (fraction of max)"
 
 
 def class_colors(count: int) -> list[tuple[int, int, int]]:
@@ -1503,7 +1480,7 @@ def show_detection(ax, image: ImageInput, detection: Detection, title: str | Non
     ax.set_title(title or f"{detection.label} ({format_probability(detection.score)})", fontsize=9)
     ax.axis("off")
     if colorbar:
-        ax.figure.colorbar(overlay, ax=ax, fraction=0.035, pad=0.02, label="Grad-CAM (fraction of max)")
+        ax.figure.colorbar(overlay, ax=ax, fraction=0.035, pad=0.02, label=_COLORBAR_LABEL)
     return overlay
 
 
@@ -1516,18 +1493,15 @@ def plot_detections(image: ImageInput, detections: Sequence[Detection], columns:
         raise ValueError("detections must hold at least one Detection")
     photo = _as_image(image)
     rows = math.ceil(len(detections) / columns)
-    fig, axes = plt.subplots(
-        rows, columns, figsize=(size * columns + 0.8, size * rows * photo.height / photo.width + 0.6), squeeze=False
-    )
+    figsize = (size * columns + 0.8, size * rows * photo.height / photo.width + 0.6)
+    fig, axes = plt.subplots(rows, columns, figsize=figsize, squeeze=False)
     axes = axes.ravel()
-    overlay = None
     for rank, (ax, det) in enumerate(zip(axes[: len(detections)], detections, strict=True), start=1):
-        overlay = show_detection(
-            ax, photo, det, title=f"#{rank} {det.label} ({format_probability(det.score)})", colorbar=False
-        )
+        title = f"#{rank} {det.label} ({format_probability(det.score)})"
+        overlay = show_detection(ax, photo, det, title=title, colorbar=False)
     for ax in axes[len(detections) :]:
         ax.axis("off")
-    fig.colorbar(overlay, ax=axes.tolist(), fraction=0.02, pad=0.01, label="Grad-CAM (fraction of max)")
+    fig.colorbar(overlay, ax=axes.tolist(), fraction=0.02, pad=0.01, label=_COLORBAR_LABEL)
     return fig
 
 
@@ -1540,10 +1514,8 @@ def segmentation_legend(ax, seg: Segmentation) -> None:
         Patch(color=np.array(color) / 255, label=f"{label} ({format_probability(score)})")
         for color, (_, label, score) in zip(class_colors(len(seg.classes)), seg.classes, strict=True)
     ]
-    ax.legend(
-        handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=min(3, len(handles)), fontsize=8,
-        frameon=False,
-    )
+    columns = min(3, len(handles))
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=columns, fontsize=8, frameon=False)
 
 
 def plot_segmentation(image: ImageInput, seg: Segmentation, alpha: float = 0.5, size: float = 4.0):
@@ -1556,12 +1528,9 @@ def plot_segmentation(image: ImageInput, seg: Segmentation, alpha: float = 0.5, 
     for i, (c, _, _) in enumerate(seg.classes):
         label_rgb[seg.label_map == c] = colors[i]
     fig, axes = plt.subplots(1, 3, figsize=(3 * size, size * photo.height / photo.width + 0.9))
-    for ax, picture, title in zip(
-        axes,
-        (photo, label_rgb, blend_segmentation(photo, seg, alpha)),
-        ("photo", "label map (white: background)", f"blend (alpha={alpha})"),
-        strict=True,
-    ):
+    pictures = (photo, label_rgb, blend_segmentation(photo, seg, alpha))
+    titles = ("photo", "label map (white: background)", f"blend (alpha={alpha})")
+    for ax, picture, title in zip(axes, pictures, titles, strict=True):
         ax.imshow(picture)
         ax.set_title(title, fontsize=10)
         ax.axis("off")
@@ -1622,11 +1591,8 @@ def _is_real(value: object) -> bool:
 
 
 def check_int(value: object, name: str, minimum: int = 1, maximum: int | None = None, meaning: str = "") -> int:
-    """An int in ``[minimum, maximum]`` (no upper bound when ``maximum`` is None) -> ``int``.
-
-    TypeError for anything but an int (bools and floats such as ``2.0`` included; a 0-d integer
-    tensor counts as an int), ValueError outside the range; both name the argument and the range.
-    """
+    """An int in ``[minimum, maximum]`` (no upper bound when ``maximum`` is None) -> ``int``. TypeError for anything
+    but an int (bools and floats such as ``2.0`` too; a 0-d integer tensor counts), ValueError outside the range."""
     expected = f"an int >= {minimum}" if maximum is None else f"an int in [{minimum}, {maximum}]"
     expected += f" ({meaning})" if meaning else ""
     if not _is_int(value):
@@ -1639,11 +1605,8 @@ def check_int(value: object, name: str, minimum: int = 1, maximum: int | None = 
 def check_fraction(
     value: object, name: str, *, low_open: bool = False, high_open: bool = False, meaning: str = ""
 ) -> float:
-    """A real number in [0, 1] -> ``float``; ``low_open``/``high_open`` exclude 0/1.
-
-    TypeError for anything but a real number (bools and strings included; a 0-d real tensor counts),
-    ValueError outside the interval or for NaN; both name the argument and the interval.
-    """
+    """A real number in [0, 1] -> ``float``; ``low_open``/``high_open`` exclude 0/1. TypeError for anything but a
+    real number (bools and strings too; a 0-d real tensor counts), ValueError outside the interval or for NaN."""
     interval = f"{'(' if low_open else '['}0, 1{')' if high_open else ']'}"
     about = f" ({meaning})" if meaning else ""
     if not _is_real(value):
@@ -1656,11 +1619,9 @@ def check_fraction(
 
 
 def check_real(value: object, name: str, *, positive: bool = False, meaning: str = "") -> float:
-    """A finite real number, ``> 0`` with ``positive`` else ``>= 0`` -> ``float``.
-
-    TypeError for anything but a real number (bools and strings included; a 0-d real tensor counts),
-    ValueError when negative, zero with ``positive``, infinite or NaN; both name the argument and the range.
-    """
+    """A finite real number, ``> 0`` with ``positive`` else ``>= 0`` -> ``float``. TypeError for anything but a real
+    number (bools and strings too; a 0-d real tensor counts), ValueError when negative, zero with ``positive``,
+    infinite or NaN. Every error names the argument and what is expected."""
     expected = f"a finite number {'> 0' if positive else '>= 0'}" + (f" ({meaning})" if meaning else "")
     if not _is_real(value):
         raise TypeError(f"{name} must be {expected}, got {value!r} ({type(value).__name__})")
@@ -1738,11 +1699,8 @@ def _as_2d_map(heatmap: Tensor | np.ndarray, name: str = "heatmap") -> np.ndarra
 def _batch_arguments(
     images: ImageInput | Sequence[ImageInput], class_indices: object, num_classes: int
 ) -> tuple[bool, list[Image.Image], list[list[int]] | None]:
-    """Normalise single/batched calls: ``(is_batch, photos, per-photo targets or None)``.
-
-    A single photo takes a flat list of class indices; a list of photos takes one list per
-    photo. A length mismatch is an error, never a silent truncation.
-    """
+    """``(is_batch, photos, per-photo targets or None)``: a single photo takes a flat list of class indices, a list of
+    photos one list per photo (a length mismatch is an error, never a silent truncation)."""
     is_batch = isinstance(images, (list, tuple))
     photos = [_as_image(im) for im in images] if is_batch else [_as_image(images)]
     if is_batch and not photos:
@@ -1755,7 +1713,8 @@ def _batch_arguments(
         got = type(class_indices).__name__
         raise TypeError(f"class_indices for a list of photos must be one list of class indices per photo, got {got}")
     if len(class_indices) != len(photos):
-        raise ValueError(f"class_indices must have one entry per photo: got {len(class_indices)} for {len(photos)}")
+        got = f"{len(class_indices)} entries for {len(photos)} photos"
+        raise ValueError(f"class_indices must have one entry per photo: got {got}")
     targets = [check_class_indices(c, num_classes, name=f"class_indices[{i}]") for i, c in enumerate(class_indices)]
     return is_batch, photos, targets
 

@@ -386,3 +386,26 @@ def test_segment_with_groups_labels_distinct_objects(lite):
     ys_dog, _ = np.nonzero(seg.label_map == dog)
     ys_cat, _ = np.nonzero(seg.label_map == cat)
     assert len(ys_dog) and len(ys_cat) and ys_dog.mean() < ys_cat.mean()  # the dog above, the cat below
+
+
+def test_groups_are_chosen_on_the_224_view_whatever_the_map_view(lite):
+    """With a 320 detail view, detect and segment still rank the groups by the probabilities of one plain 224 view
+    (summed here per group independently of the group code); the maps come from the 320 view."""
+    groups = lib.imagenet_groups()
+    photo = lib.load_image(DATA / "dog_and_cat.png")
+    with torch.no_grad():
+        probabilities = lite.model(lite.preprocess(photo, 224)).softmax(dim=1)[0].double().numpy()
+    group_of = groups.group_of.numpy()
+    sums = np.zeros(len(groups.names))
+    np.add.at(sums, group_of, probabilities)
+    top = np.argsort(-sums, kind="stable")[:3]
+    best = [int(np.flatnonzero(group_of == g)[np.argmax(probabilities[group_of == g])]) for g in top]
+    detections = lib.detect(lite, photo, topk=3, groups=groups, input_sizes=320, flip=False)
+    assert [d.class_index for d in detections] == best
+    assert [d.label for d in detections] == [groups.names[g] for g in top]
+    np.testing.assert_allclose([d.score for d in detections], sums[top], atol=1e-5)
+    assert all(tuple(d.cam.shape) == (20, 20) for d in detections)
+    seg = lib.segment(lite, photo, topk=3, groups=groups, input_sizes=320, flip=False, refine=False)
+    assert [(c, label) for c, label, _ in seg.classes] == [(d.class_index, d.label) for d in detections]
+    np.testing.assert_allclose([s for _, _, s in seg.classes], sums[top], atol=1e-5)
+    assert tuple(seg.cams_low.shape[-2:]) == (20, 20)

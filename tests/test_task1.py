@@ -760,3 +760,41 @@ def test_hub_messages_name_paths_relative_to_torch_home(monkeypatch, tmp_path):
         for folder in (str(tmp_path), str(Path.home()), str(Path.cwd())):
             assert folder not in text
         assert not re.search(r"(^|[\s(=])(/|~/|[A-Za-z]:\\)\w", text), text  # no absolute path of any machine
+
+
+# --------------------------------------------------------------------------------------------
+# The detail view: classes and scores from one plain 224 view, maps from input_sizes
+# --------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def counted_forward_passes(model: nn.Module):
+    """Counts the model's forward passes inside the block (a forward pre-hook, removed on exit)."""
+    sides: list[int] = []
+    handle = model.register_forward_pre_hook(lambda _module, inputs: sides.append(int(inputs[0].shape[-1])))
+    try:
+        yield sides
+    finally:
+        handle.remove()
+
+
+def test_detect_detail_view_keeps_the_224_classes_and_draws_maps_at_320(lite, chihuahua, chihuahua_probabilities):
+    with counted_forward_passes(lite.model) as plain_passes:
+        plain = helpers.detect(lite, chihuahua, topk=3, input_sizes=(224,), flip=False)
+    with counted_forward_passes(lite.model) as detail_passes:
+        detail = helpers.detect(lite, chihuahua, topk=3, input_sizes=(320,), flip=False)
+    assert plain_passes == [224]  # the sheet's recipe: one pass gives classes and maps
+    assert sorted(detail_passes) == [224, 320]  # one pass for the classes, one for the maps
+    top3 = chihuahua_probabilities.topk(3).indices.tolist()  # an independent plain 224 forward pass
+    assert [d.class_index for d in detail] == [d.class_index for d in plain] == top3
+    for d, p in zip(detail, plain, strict=True):
+        assert (d.label, d.rank) == (p.label, p.rank)
+        assert d.score == pytest.approx(p.score, abs=1e-6)
+        assert d.score == pytest.approx(float(chihuahua_probabilities[d.class_index]), abs=1e-6)
+        assert tuple(p.cam.shape) == (14, 14) and tuple(d.cam.shape) == (20, 20)  # 224 / 16, 320 / 16 (dilated)
+        # The map is the Grad-CAM of one 320 view, computed here with its own forward and backward pass.
+        expected = independent_grad_cam(lite, chihuahua, d.class_index, sizes=(320,))
+        assert float((torch.from_numpy(d.heatmap) - expected).abs().max()) < 1e-5
+    # Not the 224 maps: the test would catch input_sizes being ignored for the maps.
+    assert float(np.abs(detail[0].heatmap - plain[0].heatmap).max()) > 1e-2
+    assert no_forward_hooks(lite.model) and all(not m._forward_pre_hooks for m in lite.model.modules())

@@ -414,3 +414,57 @@ def test_plain_segment_threshold_is_a_fraction_of_each_maximum(lite, chihuahua):
     assert np.all(low.label_map[high.label_map >= 0] >= 0)
     with pytest.raises(ValueError, match="threshold"):
         helpers.segment(lite, chihuahua, threshold=1.5, refine=False)
+
+
+# --------------------------------------------------------------------------------------------
+# The detail view: classes and scores from one plain 224 view, CAMs from input_sizes
+# --------------------------------------------------------------------------------------------
+
+
+def forward_sides(loaded: helpers.LoadedModel, call) -> tuple[list[int], object]:
+    """The input side of each forward pass of ``loaded.model`` in ``call()`` (a forward pre-hook), and the result."""
+    sides: list[int] = []
+    handle = loaded.model.register_forward_pre_hook(lambda _module, inputs: sides.append(int(inputs[0].shape[-1])))
+    try:
+        result = call()
+    finally:
+        handle.remove()
+    return sides, result
+
+
+def test_segment_detail_view_keeps_the_224_classes_and_takes_cams_at_320(lite, chihuahua, chihuahua_probabilities):
+    def segment(sizes, refine=False):
+        return helpers.segment(lite, chihuahua, topk=3, input_sizes=sizes, flip=False, refine=refine)
+
+    passes_224, plain = forward_sides(lite, lambda: segment((224,)))
+    passes_320, detail = forward_sides(lite, lambda: segment((320,)))
+    passes_refined, refined = forward_sides(lite, lambda: segment(320, refine=True))
+    assert passes_224 == [224] and sorted(passes_320) == [224, 320] and sorted(passes_refined) == [224, 320]
+    classes = chihuahua_probabilities.topk(3).indices.tolist()  # an independent plain 224 forward pass
+    assert [c for c, _, _ in detail.classes] == [c for c, _, _ in plain.classes] == classes
+    for (_, label, score), (_, plain_label, plain_score) in zip(detail.classes, plain.classes, strict=True):
+        assert label == plain_label and score == pytest.approx(plain_score, abs=1e-6)
+    np.testing.assert_allclose([s for _, _, s in detail.classes], chihuahua_probabilities[classes], atol=1e-6)
+    # The CAMs of one 320 view, from activations recorded here by a plain forward hook.
+    recorded = []
+    handle = lite.target_layer.register_forward_hook(lambda _module, _inputs, output: recorded.append(output))
+    try:
+        with torch.no_grad():
+            lite.model(lite.preprocess(chihuahua, 320))
+    finally:
+        handle.remove()
+    weight, bias = lite.classifier.weight.detach().numpy(), lite.classifier.bias.detach().numpy()
+    raw = torch.from_numpy(reference_cam(recorded[0][0].numpy(), weight, classes)).float()
+    assert tuple(raw.shape) == (3, 20, 20)  # 320 / 16 with the dilated last stage
+    expected_logits = raw + torch.from_numpy(bias[classes])[:, None, None]
+    torch.testing.assert_close(detail.logits_low, expected_logits, rtol=0, atol=1e-4)
+    torch.testing.assert_close(detail.cams_low, renormalise(raw.clamp_min(0)), rtol=0, atol=1e-5)
+    torch.testing.assert_close(refined.cams_low, detail.cams_low)
+    # The label map: masks of the bilinearly upsampled CAMs, overlaps to the largest upsampled per-pixel logit.
+    size = (chihuahua.height, chihuahua.width)
+    cams = renormalise(F.interpolate(detail.cams_low[None], size=size, mode="bilinear", align_corners=False)[0])
+    logits = F.interpolate(detail.logits_low[None], size=size, mode="bilinear", align_corners=False)[0]
+    inside = (cams >= helpers.DEFAULT_MASK_THRESHOLD).any(dim=0)
+    expected = torch.where(inside, torch.tensor(classes)[logits.max(dim=0).indices], -1).numpy()
+    assert (detail.label_map != expected).mean() < 1e-4  # bilinear rounding at the mask edges aside
+    assert (detail.label_map != plain.label_map).mean() > 1e-3  # not the 224 map
