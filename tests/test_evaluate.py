@@ -1072,16 +1072,16 @@ def test_refine_sweep_scores_plain_refined_and_cleaned_maps(monkeypatch):
 
 def test_refine_settings_cover_the_grid():
     settings = refine.refine_settings()
-    assert len(settings) == 24
+    assert len(settings) == 9
     assert {(s.bilateral_weight, s.bilateral_sxy, s.long_side) for s in settings.values()} == {
-        (w, s, ls) for w in (10.0, 20.0, 40.0, 80.0) for s in (0.08, 0.16) for ls in (128, 192, 256)
+        (w, 0.08, ls) for w in (20.0, 40.0, 80.0) for ls in (128, 192, 256)
     }
     first = next(iter(settings.values()))  # issue 15's setting first: it wins ties
     assert (first.bilateral_weight, first.bilateral_sxy, first.long_side) == (80.0, 0.08, 128)
     for s in settings.values():  # the rest spelled out, not helpers' defaults
         assert all(getattr(s, name) == value for name, value in refine.REFINE_BASE.items())
-    assert refine.REFINE_THRESHOLDS == (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5)
-    assert len(refine.cleaned_keys()) == 24 * 9 * 3 and {k.min_region for k in refine.cleaned_keys()} == {
+    assert refine.REFINE_THRESHOLDS == (0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45)
+    assert len(refine.cleaned_keys()) == 9 * 7 * 3 and {k.min_region for k in refine.cleaned_keys()} == {
         0.005,
         0.01,
         0.02,

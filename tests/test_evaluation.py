@@ -80,7 +80,7 @@ def test_box_sweep_gives_detects_box_at_every_threshold(lite):
 
 
 def test_predict_is_the_softmax_of_one_forward_pass(lite, chihuahua, chihuahua_probabilities):
-    probabilities = running.predict(lite, chihuahua, helpers.DEFAULT_INPUT_SIZES[0])
+    probabilities = running.predict(lite, chihuahua, helpers.INPUT_SIZE[0])  # the view detect/segment score on
     torch.testing.assert_close(probabilities, chihuahua_probabilities, atol=1e-6, rtol=1e-5)
 
 

@@ -480,9 +480,13 @@ def markdown_report(folder: str | os.PathLike = RESULTS, choices: Path = CHOICES
     if (detection := next((r for r in runs if "instance_setting" in r["results"]), None)) is not None:
         lines += ["", "## Several objects: AP@0.5 and CorLoc", "", source_line([detection]), ""]
         lines += detection_tables(detection["results"])
-    if (refine := by_technique.get("refine")) is not None:
-        lines += ["", "## Masks that follow edges (dense CRF)", "", source_line([refine]), ""]
-        lines += [protocol_markdown(refine)]
+    refines = {r["file"]: r for r in runs if r["config"].get("technique") == "refine"}
+    for file, title in (
+        ("refine.json", "Masks that follow edges (dense CRF)"),
+        ("refine_224.json", "Masks that follow edges, before (the 224 view)"),
+    ):
+        if file in refines:
+            lines += ["", f"## {title}", "", source_line([refines[file]]), "", protocol_markdown(refines[file])]
     if (reference := by_technique.get("crf reference")) is not None:
         lines += ["", "## The CRF against the reference implementation", "", source_line([reference]), ""]
         lines += [crf_reference_markdown(reference["results"])]
