@@ -1347,15 +1347,26 @@ def remove_specks(label_map: np.ndarray, min_fraction: float) -> np.ndarray:
         raise ValueError(f"label_map must be a 2-d integer array [H, W], got {label_map.dtype} {label_map.shape}")
     min_fraction = check_fraction(min_fraction, "min_fraction", high_open=True, meaning=_OF_MASK)
     out = label_map.copy()
-    classes = [int(c) for c in np.unique(label_map) if c >= 0]
-    limits = {c: min_fraction * np.count_nonzero(label_map == c) for c in classes}
-    for c in classes:
-        components, _ = ndimage.label(out == c, structure=_EIGHT)
-        out[_smaller_than(components, limits[c])] = -1
-    for c in classes:
-        holes, _ = ndimage.label(ndimage.binary_fill_holes(out == c) & (out < 0))
-        out[_smaller_than(holes, limits[c])] = c
+    if min_fraction == 0 or out.size == 0:
+        return out
+    areas = np.bincount((label_map.ravel() + 1).clip(min=0))[1:]  # pixels per class index (background dropped)
+    # Every island and every hole a class encloses lies inside the class's bounding box: work there only.
+    boxes = {int(c): _mask_box(label_map == c) for c in np.flatnonzero(areas)}
+    for c, box in boxes.items():
+        view = out[box]
+        components, _ = ndimage.label(view == c, structure=_EIGHT)
+        view[_smaller_than(components, min_fraction * areas[c])] = -1
+    for c, box in boxes.items():
+        view = out[box]
+        holes, _ = ndimage.label(ndimage.binary_fill_holes(view == c) & (view < 0))
+        view[_smaller_than(holes, min_fraction * areas[c])] = c
     return out
+
+
+def _mask_box(mask: np.ndarray) -> tuple[slice, slice]:
+    """The bounding box of a non-empty bool mask ``[H, W]`` as slices."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
 
 
 def _smaller_than(components: np.ndarray, limit: float) -> np.ndarray:

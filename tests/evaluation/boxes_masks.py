@@ -260,6 +260,7 @@ def evaluate(
     data: Path = SHARED_DATA,
     quick: bool = False,
     limit: int | None = None,
+    masks: bool = True,
 ) -> dict[str, object]:
     """Every data set found (:func:`find_dataset` under ``data``), one configuration (``options``: keyword
     arguments of detect/segment, :meth:`Technique.options`).
@@ -267,7 +268,8 @@ def evaluate(
     Thresholds are chosen on the development sets (``imagenet_val_227`` for boxes, ``pets_seg`` and
     ``coco_seg`` with oracle classes for masks) and applied unchanged to ``imagenet_val``.
     ``quick``: the first :data:`QUICK_PHOTOS` photos of each set; ``limit``: the first ``limit`` photos (both for
-    trying things, not for reporting). ``options["input_sizes"]`` may be a rule (:func:`.running.photo_options`)."""
+    trying things, not for reporting). ``options["input_sizes"]`` may be a rule (:func:`.running.photo_options`).
+    ``masks=False``: boxes only (a protocol that measures the plain masks itself, as ``--detail`` does)."""
     limit = QUICK_PHOTOS if quick and limit is None else limit
     results: dict[str, object] = {}
     chosen_box = None
@@ -279,9 +281,9 @@ def evaluate(
         test = load_box_set(root)[:limit]
         results["imagenet_val"] = box_results(box_sweep(loaded, test, options), test, chosen_box)
     sweeps: dict[str, MaskSweep] = {}
-    if (root := find_dataset("pets_seg", data)) is not None:
+    if masks and (root := find_dataset("pets_seg", data)) is not None:
         sweeps["pets_seg"] = pets_sweep(loaded, load_pets(root)[:limit], options)
-    if (root := find_dataset("coco_seg", data)) is not None:
+    if masks and (root := find_dataset("coco_seg", data)) is not None:
         coco = load_coco(root).head(limit)
         sweeps["coco_seg_oracle"] = coco_sweep(loaded, coco, options, oracle=True)
         sweeps["coco_seg_top3"] = coco_sweep(loaded, coco, options, oracle=False)

@@ -145,8 +145,9 @@ def detail_results(
 
     Schema of ``results``::
 
-        boxes_masks: evaluate()'s results (imagenet_val_227 / imagenet_val boxes with hits and cv_hits, masks_pooled,
-                     pets_seg / coco_seg_oracle / coco_seg_top3 plain masks with values at the chosen threshold)
+        boxes_masks: evaluate()'s box results (imagenet_val_227 / imagenet_val with hits and cv_hits); the plain
+                     masks are the refine entry's plain family (records made before the mend of d5e00e9..HEAD also
+                     hold evaluate()'s own, equal, plain-mask sweep here)
         coco_pairs: {pairs, threshold (the dev-chosen box threshold), gt_known {mean, low, high},
                      gt_known_by_threshold, hits "0101..", buckets "slm..", seconds_per_photo}
         refine: refine_results() with the families plain and refined (DETAIL_CRF only): plain | refined {cv,
@@ -156,7 +157,8 @@ def detail_results(
               refined (DETAIL_CRF), on the Chihuahua, single-thread as run;  cost_photo_size: its detail size
     """
     options = view.options()
-    results: dict[str, object] = {"boxes_masks": evaluate(loaded, options, data, limit=limit)}
+    # Boxes only: the refine sweep below segments each mask photo once and scores the plain masks itself.
+    results: dict[str, object] = {"boxes_masks": evaluate(loaded, options, data, limit=limit, masks=False)}
     dev_boxes = results["boxes_masks"].get("imagenet_val_227")
     box_threshold = dev_boxes[BOX_RULE]["threshold"] if dev_boxes else helpers.DEFAULT_BOX_THRESHOLD
     coco = None if (root := find_dataset("coco_seg", data)) is None else load_coco(root).head(limit)
