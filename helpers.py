@@ -6,7 +6,7 @@ feature maps with the classifier's FC weights; upsampled and thresholded, the ma
 segmentation, each pixel going to the class with the largest per-pixel logit M_c + b_c (the FC layer as a 1x1 conv).
 
 Map of the file (section headings carry the sheet's task numbers)
-1. Constants: every default; its comment names the result file that chose it (how: tests/evaluation/choices.md).
+1. Constants: every default; its comment names the result file that chose it (how: evaluation/results/choices.md).
 2. Task 1: the model (1.1: load_model, describe_model), hooks (1.3: LayerRecorder), the Grad-CAM formula (1.2, 1.4:
    calculate_grad_cam), heatmap to box (1.4: heatmap_to_bbox), grad_cams and detect (1.4-1.6).
 3. Task 2: CAM (2.1-2.3: calculate_cam), upsampling and masks (2.4: upsample_cams, cams_to_masks, label_map_by_logit),
@@ -47,21 +47,18 @@ from torch import Tensor, nn
 from torchvision import transforms
 from torchvision.models import ResNet50_Weights
 
-__all__ = [  # the public names: what the notebook, the README and the harness (tests/evaluation/) use
-    "CRF_UPSAMPLE_COLUMNS", "DEFAULT_BOX_THRESHOLD", "DEFAULT_DILATED", "DEFAULT_FLIP", "DEFAULT_INPUT_SIZES",
-    "DEFAULT_INSTANCE_THRESHOLD", "DEFAULT_MASK_THRESHOLD", "DEFAULT_MIN_PEAK", "DEFAULT_REFINE",
-    "DEFAULT_REFINED_MASK_THRESHOLD", "HUB_REPO", "HUB_WEIGHTS", "INPUT_SIZE", "MAX_BOX_MAP_PIXELS",
-    "MAX_CRF_LONG_SIDE", "MAX_INSTANCE_MAP_PIXELS", "MAX_LATTICE_KEY", "MODEL_NAMES", "NUM_CLASSES",
-    "RESNET50_CHECKPOINT", "ActivationRecorder", "Box", "CRFSettings", "ClassGroups", "Detection", "ImageInput",
-    "LayerRecorder", "LoadedModel", "OfflineFallbackWarning", "Segmentation", "TopK", "best_iou", "blend_segmentation",
-    "box_iou", "calculate_cam", "calculate_grad_cam", "cam_to_boxes", "cam_to_instances", "cams_to_masks",
-    "check_class_indices", "check_fraction", "check_int", "check_real", "check_threshold", "check_topk", "class_colors",
-    "describe_model", "detect", "dilate_lite_last_stage", "dilate_resnet_layer4", "draw_box_outline", "draw_boxes",
-    "format_probability", "grad_cam_weights", "grad_cams", "group_probabilities", "heatmap_correlation",
-    "heatmap_to_bbox", "imagenet_groups", "label_map_by_logit", "load_image", "load_model", "normalize_heatmap",
-    "offline_hub_requirements", "peak_boxes", "peak_position", "plot_detections", "plot_segmentation",
-    "refine_label_map", "refine_label_maps", "remove_specks", "resnet50_architecture", "segment", "segmentation_legend",
-    "show_detection", "to_rgb", "top_groups", "upsample_cams", "wrap_resnet",
+__all__ = [  # noqa: RUF022 (in the sheet's order) the API a user calls; constants and check_* stay importable
+    # Task 1: the model, hooks, Grad-CAM, boxes, the detector
+    "MODEL_NAMES", "LoadedModel", "OfflineFallbackWarning", "load_model", "resnet50_architecture", "wrap_resnet",
+    "describe_model", "LayerRecorder", "ActivationRecorder", "calculate_grad_cam", "heatmap_to_bbox", "Box",
+    "Detection", "detect", "grad_cams",
+    # Task 2: CAM, masks, the segmenter
+    "calculate_cam", "upsample_cams", "cams_to_masks", "label_map_by_logit", "Segmentation", "segment",
+    # Beyond the sheet: class groups, instance boxes, edge-following masks
+    "ClassGroups", "imagenet_groups", "peak_boxes", "CRFSettings", "refine_label_map", "remove_specks",
+    # Drawing, comparing, photos
+    "plot_detections", "show_detection", "plot_segmentation", "blend_segmentation", "draw_boxes", "class_colors",
+    "heatmap_correlation", "box_iou", "best_iou", "load_image",
 ]
 
 # ==== Constants =====================================================================================================
@@ -79,38 +76,37 @@ MODEL_NAMES = ("resnet50", "efficientnet_lite0")
 NUM_CLASSES = 1000
 INPUT_SIZE = (224, 224)
 
-# Every default was chosen on development photos only, with the harness (tests/evaluate.py); the comment names the
-# result file. How, with the numbers and the alternatives that lost: tests/evaluation/choices.md.
+# Every default was chosen on development photos only, with the harness (python -m evaluation); the comment names the
+# result file. How, with the numbers and the alternatives that lost: evaluation/results/choices.md.
 #: Box threshold (fraction of the heatmap's maximum; see heatmap_to_bbox).
-DEFAULT_BOX_THRESHOLD = 0.15  # tests/results/detail_320.json (5-fold CV on the development photos)
+DEFAULT_BOX_THRESHOLD = 0.15  # evaluation/results/detail_320.json (5-fold CV on the development photos)
 #: Mask threshold (fraction of each CAM's maximum) of the sheet's plain masks.
-DEFAULT_MASK_THRESHOLD = 0.25  # tests/results/refine.json, detail_320.json (5-fold CV, Pets + COCO, oracle classes)
+DEFAULT_MASK_THRESHOLD = 0.25  # evaluation/results/refine.json, detail_320.json (5-fold CV)
 #: Mask threshold of the refined masks (the CRF's unary level).
-DEFAULT_REFINED_MASK_THRESHOLD = 0.25  # tests/results/refine.json (5-fold CV, with the CRF's settings)
+DEFAULT_REFINED_MASK_THRESHOLD = 0.25  # evaluation/results/refine.json (5-fold CV, with the CRF's settings)
 #: The views detect() and segment() take their maps from (input sides, and a flip); classes come from one 224 view.
-DEFAULT_INPUT_SIZES = (320,)  # tests/results/detail_*.json (boxes and masks by detail size, classes at 224)
-DEFAULT_FLIP = False  # tests/results/dilated_flip.json
+DEFAULT_INPUT_SIZES = (320,)  # evaluation/results/detail_*.json (boxes and masks by detail size, classes at 224)
+DEFAULT_FLIP = False  # evaluation/results/dilated_flip.json
 #: load_model(): the last convolutional stage at stride 1, dilated (14x14 maps for a 224 input).
-DEFAULT_DILATED = True  # tests/results/dilated.json against plain.json
+DEFAULT_DILATED = True  # evaluation/results/dilated.json against plain.json
 #: Instance boxes (Detection.boxes): a peak's region at this fraction of the peak's own height (see peak_boxes).
-DEFAULT_INSTANCE_THRESHOLD = 0.35  # tests/results/detection.json (AP@0.5, COCO, oracle classes)
+DEFAULT_INSTANCE_THRESHOLD = 0.35  # evaluation/results/detection.json (AP@0.5, COCO, oracle classes)
 #: Local maxima lower than this fraction of the map's maximum are not instances.
 DEFAULT_MIN_PEAK = 0.2
 #: Maps for box extraction are made at most this many pixels; boxes are scaled back exactly.
 MAX_BOX_MAP_PIXELS = 2**22
 #: Maps for the instance boxes are made at most this many pixels (128 x 128).
-MAX_INSTANCE_MAP_PIXELS = 2**14  # tests/results/detection.json
+MAX_INSTANCE_MAP_PIXELS = 2**14  # evaluation/results/detection.json
 #: segment(): masks that follow the photo's edges (a dense CRF, see CRFSettings); False: the sheet's plain masks.
-DEFAULT_REFINE = True  # tests/results/refine.json (Pets + COCO, oracle classes)
+DEFAULT_REFINE = True  # evaluation/results/refine.json (Pets + COCO, oracle classes)
 #: The CRF's label probabilities are upsampled to the photo this many output columns at a time (bounds the memory).
 CRF_UPSAMPLE_COLUMNS = 1024
 #: CRFSettings.long_side at most (the CRF's work grows with its square).
 MAX_CRF_LONG_SIDE = 1024
 #: Permutohedral lattice keys are packed into one int64 while their range has at most this many values.
 MAX_LATTICE_KEY = 2**62
-_EIGHT = np.ones((3, 3), dtype=bool)  # 8-connectivity of the components
+EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)  # 8-connectivity of the components
 _OF_MASK = "a fraction of a class's mask"  # remove_specks' min_fraction, CRFSettings.min_region
-_GROUPS_PATH = Path(__file__).resolve().parent / "tests" / "data" / "imagenet_groups.json"
 
 # ==== Task 1.1: the model (torch.hub ResNet-50, the offline stand-in) and its layers ================================
 
@@ -466,7 +462,7 @@ def heatmap_to_bbox(heatmap: Tensor | np.ndarray, threshold: float = DEFAULT_BOX
     peak = _confident_peak(values)
     if peak is None:
         return None
-    labels, count = ndimage.label(values >= threshold * peak, structure=_EIGHT)
+    labels, count = ndimage.label(values >= threshold * peak, structure=EIGHT_CONNECTED)
     areas = np.bincount(labels.ravel(), minlength=count + 1)[1:]
     rows, cols = ndimage.find_objects(labels)[int(np.argmax(areas))]  # argmax: the first of equal areas
     return (float(cols.start), float(rows.start), float(cols.stop), float(rows.stop))
@@ -479,7 +475,7 @@ def cam_to_boxes(cam: Tensor, image_size: tuple[int, int], thresholds: Sequence[
     if not isinstance(cam, Tensor) or cam.ndim != 2:
         raise ValueError(f"cam must be a [h, w] tensor, got {getattr(cam, 'shape', type(cam).__name__)}")
     work = _box_map_size(*image_size)
-    heatmap = _full_size(cam.unsqueeze(0), work)[0]
+    heatmap = full_size_heatmaps(cam.unsqueeze(0), work)[0]
     boxes = [heatmap_to_bbox(heatmap, threshold) for threshold in thresholds]
     return [None if box is None else _scale_box(box, work, image_size) for box in boxes]
 
@@ -533,7 +529,7 @@ def grad_cams(
     if class_indices is None:
         raise TypeError("class_indices is required: a list of class indices (one list per photo for a batch)")
     found = _class_maps(_forward_grad_cams, loaded, image, 1, class_indices, input_sizes, flip, None)
-    maps = [_full_size(c, (p.height, p.width)) for c, p in zip(found.maps, found.photos, strict=True)]
+    maps = [full_size_heatmaps(c, (p.height, p.width)) for c, p in zip(found.maps, found.photos, strict=True)]
     return maps if found.is_batch else maps[0]
 
 
@@ -585,7 +581,7 @@ class Detection:
 
     @cached_property
     def heatmap(self) -> np.ndarray:
-        return _full_size(self.cam.unsqueeze(0), self.image_size)[0].cpu().numpy()
+        return full_size_heatmaps(self.cam.unsqueeze(0), self.image_size)[0].cpu().numpy()
 
 
 def detect(
@@ -647,7 +643,7 @@ def _choose_targets(probabilities: Tensor, topk: TopK) -> list[list[int]]:
     return probabilities.topk(topk, dim=1).indices.tolist()
 
 
-def _full_size(cams: Tensor, size: tuple[int, int]) -> Tensor:
+def full_size_heatmaps(cams: Tensor, size: tuple[int, int]) -> Tensor:
     """``[k, h, w]`` normalised maps -> ``[k, H, W]``, bilinear, renormalised so each peak is 1."""
     return normalize_heatmap(upsample_cams(cams, size))
 
@@ -734,12 +730,12 @@ def label_map_by_logit(masks: Tensor, pixel_logits: Tensor, class_indices: Seque
     return torch.where(masks.any(dim=0), labels, torch.full_like(labels, -1))
 
 
-def _label_map(
+def plain_label_map(
     cams_low: Tensor, logits_low: Tensor, classes: Sequence[int], size: tuple[int, int], threshold: float
 ) -> np.ndarray:
     """Normalised CAMs and per-pixel logits ``[k, h, w]`` -> label map ``[H, W]`` (int64 numpy):
     masks of the upsampled CAMs at ``threshold``, overlaps by the upsampled per-pixel logits."""
-    masks = cams_to_masks(_full_size(cams_low, size), threshold)
+    masks = cams_to_masks(full_size_heatmaps(cams_low, size), threshold)
     return label_map_by_logit(masks, upsample_cams(logits_low, size), classes).cpu().numpy()
 
 
@@ -761,7 +757,7 @@ class Segmentation:
 
     @cached_property
     def cams(self) -> Tensor:
-        return _full_size(self.cams_low, self.label_map.shape)
+        return full_size_heatmaps(self.cams_low, self.label_map.shape)
 
 
 def segment(
@@ -790,7 +786,7 @@ def segment(
         low = normalize_heatmap(raw)
         logits_low = raw + (bias[classes][:, None, None] if bias is not None else 0.0)
         if settings is None:
-            label_map = _label_map(low, logits_low, classes, (photo.height, photo.width), threshold)
+            label_map = plain_label_map(low, logits_low, classes, (photo.height, photo.width), threshold)
         else:
             (label_map,) = _refined_label_maps(photo, low, logits_low, classes, [threshold], settings)
         info = [(c, *_label_and_score(loaded, groups, p, c)) for c in classes]
@@ -948,21 +944,60 @@ class ClassGroups:
         return top_groups(probabilities, self.group_of, self.names, k)
 
 
+# ---- The default ImageNet-1k groups: written by .ci/make_imagenet_hierarchy.py, not by hand ----
+IMAGENET_GROUP_MEMBERS: dict[str, str] = {
+    "dog": "151-268", "wolf": "269-272", "fox": "277-280", "wild dog": "273-275", "cat": "281-285",
+    "wild cat": "286-287", "big cat": "288-293", "bear": "294-297", "monkey": "370-382", "ape": "365-369",
+    "lemur": "383-384", "bovid": "345-350", "antelope": "351-353", "pig": "341-343", "elephant": "101 385-386",
+    "rabbit": "330-332", "whale": "147-148", "bird": "7-24 80-100 127-146", "fish": "0-1 5-6 389-397", "shark": "2-4",
+    "snake": "52-68", "lizard": "38-48", "turtle": "33-37", "frog": "30-32", "salamander": "25-29",
+    "crocodile": "49-50", "butterfly": "321-326", "beetle": "300-307", "spider": "72-77", "crab": "118-121",
+    "lobster": "122-123", "mushroom": "947 991-997", "car": "407 436 468 511 609 627 661 751 817",
+    "van": "656 675 734", "truck": "555 569 717 864 867", "bus": "654 779 874", "train": "466 547 565 705 820",
+    "bicycle": "444 671", "boat": "403 472 484 510 554 576 625 628 724 780 814 833 871 913-914",
+    "aircraft": "404-405 417 895",
+    "musical instrument": "401-402 420 432 486 494 513 541 546 558 566 577 579 593-594 641-642 683-684 687 "
+        "699 776 822 875 881 889", "computer": "527 590 620 681", "clock": "409 530 892", "gun": "413 763-764",
+    "bottle": "440 720 737 898-899 901 907", "chair": "423 559 765 857", "hat": "439 452 515 808",
+    "shoe": "502 514 630 770 774", "tie": "451 457 906", "swimsuit": "445 639 842", "coat": "568 617 869",
+    "skirt": "601 655 689 775", "sweater": "474 841", "shop": "424 454 467 509 788 860 865",
+    "fence": "489 716 825 912", "ball": "429-430 522 574 722 747 768 805 852 890", "telephone": "487 528 707",
+    "camera": "732 759", "pen": "418 563 749", "bridge": "821 839 888", "squash": "939-942",
+}  # ---- end of the default groups ----
+
+
 def imagenet_groups(path: str | os.PathLike[str] | None = None) -> ClassGroups:
     """The default groups of the 1000 ImageNet-1k classes: "dog" holds the 118 breeds, "cat" the 5 domestic cats,
-    and so on; a class in no listed group is a group of its own. Read from ``path`` (default
-    tests/data/imagenet_groups.json: {"names": [G names], "group_of": [C group indices]}), which
-    .ci/make_imagenet_hierarchy.py computes from the WordNet hierarchy and its ``DEFAULT_GROUPS``."""
-    path = Path(_GROUPS_PATH if path is None else path)
+    and so on (:data:`IMAGENET_GROUP_MEMBERS`, in that order); every other class is a group of its own, named after
+    the class, in class order. ``path``: read groups from a JSON file instead, ``{"names": [G names], "group_of":
+    [C group indices]}``."""
+    if path is None:
+        return _groups_from_members(IMAGENET_GROUP_MEMBERS, _imagenet_categories())
+    path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         names, group_of = tuple(str(name) for name in data["names"]), torch.tensor(data["group_of"], dtype=torch.long)
     except FileNotFoundError:
-        raise ValueError(f"path: no groups file at {path} (make it with .ci/make_imagenet_hierarchy.py)") from None
+        raise ValueError(f"path: no groups file at {path}") from None
     except (json.JSONDecodeError, KeyError, TypeError, ValueError, RuntimeError) as error:
         raise ValueError(f"path: {path} is not a groups file ({type(error).__name__}: {error})") from None
     _check_group_of(group_of, NUM_CLASSES, len(names))
     return ClassGroups(names, group_of)
+
+
+def _groups_from_members(members: dict[str, str], categories: Sequence[str]) -> ClassGroups:
+    """Groups from ``{name: "a-b c ..."}`` (inclusive ranges and single class indices): the listed groups first, then
+    one group per remaining class, named after it."""
+    group_of = torch.full((len(categories),), -1, dtype=torch.long)
+    for g, spec in enumerate(members.values()):
+        for part in spec.split():
+            first, _, last = part.partition("-")
+            group_of[int(first) : int(last or first) + 1] = g
+    names = list(members)
+    for c in torch.nonzero(group_of < 0).flatten().tolist():
+        group_of[c] = len(names)
+        names.append(categories[c])
+    return ClassGroups(tuple(names), group_of)
 
 
 def _grouped_targets(groups: ClassGroups, topk: int) -> Callable[[Tensor], list[list[int]]]:
@@ -987,7 +1022,7 @@ def cam_to_instances(
     if not isinstance(cam, Tensor) or cam.ndim != 2:
         raise ValueError(f"cam must be a [h, w] tensor, got {getattr(cam, 'shape', type(cam).__name__)}")
     work = _box_map_size(*image_size, MAX_INSTANCE_MAP_PIXELS)
-    heatmap = _full_size(cam.unsqueeze(0), work)[0]
+    heatmap = full_size_heatmaps(cam.unsqueeze(0), work)[0]
     cell = max(1, math.floor(min(work[0] / cam.shape[0], work[1] / cam.shape[1])))
     found = peak_boxes(heatmap, threshold, min_peak_distance=cell)
     return [(tuple(round(v, 2) for v in _scale_box(b, work, image_size)), peak) for b, peak in found]
@@ -1019,13 +1054,13 @@ def peak_boxes(
     height, width = values.shape
     distance = min_peak_distance if min_peak_distance is not None else max(1, min(height, width) // 14)
     local_max = ndimage.maximum_filter(values, size=2 * distance + 1, mode="constant", cval=-np.inf)
-    plateaus, _ = ndimage.label((values == local_max) & (values >= min_peak * top), structure=_EIGHT)
+    plateaus, _ = ndimage.label((values == local_max) & (values >= min_peak * top), structure=EIGHT_CONNECTED)
     candidates = np.flatnonzero(plateaus)
     _, first = np.unique(plateaus.flat[candidates], return_index=True)  # each plateau's first pixel
     peaks = sorted(((float(values.flat[i]), int(i)) for i in candidates[first]), key=lambda p: (-p[0], p[1]))
     found: list[tuple[Box, float]] = []
     for value, index in peaks:
-        labels, _ = ndimage.label(values >= threshold * value, structure=_EIGHT)
+        labels, _ = ndimage.label(values >= threshold * value, structure=EIGHT_CONNECTED)
         region = labels == labels.flat[index]
         rows, cols = np.flatnonzero(region.any(axis=1)), np.flatnonzero(region.any(axis=0))
         found.append(((float(cols[0]), float(rows[0]), float(cols[-1] + 1), float(rows[-1] + 1)), value))
@@ -1061,7 +1096,7 @@ class CRFSettings:
     ``bilateral_srgb`` is in 0..255 colour levels; ``*_weight``: the Potts compatibilities (0 switches a term off);
     ``iterations``: mean-field steps; ``long_side``: the working resolution (pixels on the long side; smaller photos
     are not enlarged); ``min_region``: after the CRF, specks smaller than this fraction of their class's mask are
-    removed (:func:`remove_specks`; 0: none). The defaults: tests/results/refine.json."""
+    removed (:func:`remove_specks`; 0: none). The defaults: evaluation/results/refine.json."""
 
     temperature: float = 0.1
     gaussian_sxy: float = 0.006
@@ -1103,13 +1138,13 @@ def _check_refine(refine: object) -> CRFSettings | None:
     raise TypeError(f"refine must be True (the default CRF), False (the plain masks) or a CRFSettings, got {got}")
 
 
-def _crf_working_size(height: int, width: int, long_side: int) -> tuple[int, int]:
+def crf_working_size(height: int, width: int, long_side: int) -> tuple[int, int]:
     """(h', w') of an ``height x width`` photo scaled so its long side is ``long_side`` (never enlarged, sides >= 1)."""
     scale = min(1.0, long_side / max(height, width))
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
-def _crf_colours(photo: Image.Image, size: tuple[int, int]) -> Tensor:
+def crf_colours(photo: Image.Image, size: tuple[int, int]) -> Tensor:
     """Any PIL photo (via :func:`to_rgb`) -> its colours at ``size`` = (h', w'): float32 ``[3, h', w']`` in 0..255,
     reduced by PIL's antialiased bilinear resize."""
     rgb = to_rgb(photo)
@@ -1119,7 +1154,7 @@ def _crf_colours(photo: Image.Image, size: tuple[int, int]) -> Tensor:
     return torch.from_numpy(np.array(rgb, dtype=np.float32)).permute(2, 0, 1)
 
 
-def _crf_unaries(
+def crf_unaries(
     cams_low: Tensor, logits_low: Tensor, size: tuple[int, int], threshold: float, temperature: float
 ) -> Tensor:
     """Label probabilities before the CRF: ``[k+1, h', w']`` (0 background, then the k classes), summing to 1.
@@ -1129,7 +1164,7 @@ def _crf_unaries(
     the classes share it by the softmax ``p`` of the per-pixel logits: background ``(1 - f) max_c p_c``, class c
     ``f p_c``, normalised. Their argmax is the plain label map at ``threshold`` (background where every
     ``cam_c < threshold``, else the largest logit), ties aside."""
-    cams = _full_size(cams_low.float(), size)
+    cams = full_size_heatmaps(cams_low.float(), size)
     peak, low = cams.amax(dim=(-2, -1), keepdim=True), cams.amin(dim=(-2, -1), keepdim=True)
     scores = torch.sigmoid((cams - threshold) / temperature) * ((peak > 0) & (low < peak))
     share = upsample_cams(logits_low.float(), size).softmax(dim=0)
@@ -1302,7 +1337,7 @@ def _mean_field(unaries: Tensor, colours: Tensor, settings: CRFSettings, lattice
     return q
 
 
-def _upsampled_argmax(q: Tensor, size: tuple[int, int], columns: int = CRF_UPSAMPLE_COLUMNS) -> Tensor:
+def upsampled_argmax(q: Tensor, size: tuple[int, int], columns: int = CRF_UPSAMPLE_COLUMNS) -> Tensor:
     """Label probabilities ``[L, h, w]`` -> the argmax of their bilinear upsampling (``align_corners=False``) to
     ``size`` = (H, W): int64 ``[H, W]`` (first label on ties). Rows first, then ``columns`` output columns at a time,
     so the memory is ~ L * H * columns, not L * H * W."""
@@ -1323,16 +1358,16 @@ def _refined_label_maps(
     """The CRF's label maps of one photo (``H x W``), one per mask threshold: int64 numpy ``[H, W]``, -1 background,
     else the class index. cams_low / logits_low ``[k, h, w]``; the CRF runs on the CPU at ``settings.long_side``,
     with the working colours and the lattice made once for all thresholds."""
-    size = _crf_working_size(photo.height, photo.width, settings.long_side)
-    colours = _crf_colours(photo, size)
+    size = crf_working_size(photo.height, photo.width, settings.long_side)
+    colours = crf_colours(photo, size)
     lattice = _crf_lattice(colours, settings)
     cams, logits = cams_low.detach().cpu(), logits_low.detach().cpu()
     lut = torch.tensor([-1, *classes], dtype=torch.int64)
     maps = []
     for threshold in thresholds:
-        unaries = _crf_unaries(cams, logits, size, threshold, settings.temperature)
+        unaries = crf_unaries(cams, logits, size, threshold, settings.temperature)
         q = _mean_field(unaries, colours, settings, lattice)
-        label_map = lut[_upsampled_argmax(q, (photo.height, photo.width))].numpy()
+        label_map = lut[upsampled_argmax(q, (photo.height, photo.width))].numpy()
         maps.append(remove_specks(label_map, settings.min_region) if settings.min_region else label_map)
     return maps
 
@@ -1354,7 +1389,7 @@ def remove_specks(label_map: np.ndarray, min_fraction: float) -> np.ndarray:
     boxes = {int(c): _mask_box(label_map == c) for c in np.flatnonzero(areas)}
     for c, box in boxes.items():
         view = out[box]
-        components, _ = ndimage.label(view == c, structure=_EIGHT)
+        components, _ = ndimage.label(view == c, structure=EIGHT_CONNECTED)
         view[_smaller_than(components, min_fraction * areas[c])] = -1
     for c, box in boxes.items():
         view = out[box]

@@ -39,7 +39,7 @@
 # view of the photo (the *detail view*, section 2.8); the sheet's tasks below ask for the one 224 view explicitly.
 # Run with `EXERCISE3_MODEL=resnet50` to use ResNet-50 (see the README). All written conclusions are
 # printed from numbers the notebook computes, so they stay true whichever model ran. The measured results in
-# *How good is it?* are read from `tests/results/`, and are labelled with the model that made them.
+# *How good is it?* are read from `evaluation/results/`, and are labelled with the model that made them.
 
 # %%
 # Figures are stored as JPEG at quality 90: photos and heatmaps take a fifth of PNG's bytes, and text stays sharp.
@@ -178,7 +178,7 @@ print(f"hooks left after the with-block: {len(loaded.target_layer._forward_hooks
 #
 # In Task 1.3–1.6 and 2.1–2.5 every `detect` and `segment` call passes `input_sizes=224`, the sheet's recipe of one
 # 224 × 224 view, because their default draws the maps from a finer view (section 2.8), and the box and mask
-# thresholds cross-validated for that view (`BOX_224`, `MASK_224`, from `tests/results/detail_224.json`; helpers'
+# thresholds cross-validated for that view (`BOX_224`, `MASK_224`, from `evaluation/results/detail_224.json`; helpers'
 # defaults are chosen for the detail view). The cells beyond the sheet (groups, instances, 2.6) use the defaults.
 
 # %%
@@ -192,7 +192,7 @@ print(f"\nhooks by hand == grad_cams() on the full-size map: {bool((by_hand - li
 
 # The sheet's recipe: one 224 view (input_sizes=224; the default draws the maps from a finer view, see 2.8), with
 # the thresholds cross-validated for that view (helpers' defaults are those of the detail view).
-sheet_view = json.loads(Path("tests/results/detail_224.json").read_text())["results"]
+sheet_view = json.loads(Path("evaluation/results/detail_224.json").read_text())["results"]
 BOX_224 = sheet_view["boxes_masks"]["imagenet_val_227"]["largest"]["threshold"]
 MASK_224 = sheet_view["refine"]["plain"]["chosen"]["threshold"]
 detections = H.detect(loaded, image, topk=5, threshold=BOX_224, input_sizes=224)  # all five classes at once
@@ -707,8 +707,8 @@ for photo_name, photo in (("Chihuahua.jpg", image), (file, test_photo)):
 # * **Test photos report**: 60 full-size ImageNet validation photos (`tests/data/imagenet_val`, 103 boxes), on which no
 #   default was chosen.
 #
-# The evaluation lives beside the tests: `python tests/evaluate.py` runs each protocol and writes one JSON file per
-# run to `tests/results/` (all tables: `tests/results/README.md`). Each file records the model that made it; this
+# The evaluation lives beside the tests: `python -m evaluation` runs each protocol and writes one JSON file per
+# run to `evaluation/results/` (all tables: `evaluation/results/README.md`). Each file records the model that made it; this
 # section shows those files, labelled with that model, and re-checks a little of them live with the model loaded now.
 #
 # Metrics: **GT-known localization** (the box of the *true* class has IoU ≥ 0.5 with a ground-truth box), **top-1
@@ -728,19 +728,18 @@ for photo_name, photo in (("Chihuahua.jpg", image), (file, test_photo)):
 
 # %%
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, "tests")
-import evaluate as E  # the evaluation harness (tests/evaluate.py)
+from evaluation import boxes_masks, metrics, report  # the measuring system (python -m evaluation)
+from evaluation.data import load_box_set
 from evaluation.metrics import bootstrap_ci
 
-ci = E.ci_text  # "mean [low, high]" of a bootstrap interval
+ci = report.ci_text  # "mean [low, high]" of a bootstrap interval
 rule = "largest"  # detect()'s box, the largest component
-records = {p.stem: json.loads(p.read_text()) for p in sorted(Path("tests/results").glob("*.json"))}
+records = {p.stem: json.loads(p.read_text()) for p in sorted(Path("evaluation/results").glob("*.json"))}
 versions = sorted({f"{r['model']} (torch {r['torch']}, torchvision {r['torchvision']})" for r in records.values()})
-print(f"stored results (tests/results/*.json) made with: {'; '.join(versions)}")
-print(f"to measure the model loaded now: python tests/evaluate.py --model {loaded.name} --out DIR")
+print(f"stored results (evaluation/results/*.json) made with: {'; '.join(versions)}")
+print(f"to measure the model loaded now: python -m evaluation --model {loaded.name} --out DIR")
 if {r["model"] for r in records.values()} != {loaded.name}:
     print(f"note: the model loaded now is {loaded.name}; the stored numbers below are not its numbers")
 
@@ -749,8 +748,8 @@ detail = {r["config"]["detail"]: r for r in records.values() if r["config"].get(
 detail = {name: detail[name] for name in sorted(detail, key=lambda n: order.index(n) if n in order else len(order))}
 chosen = next((n for n, r in detail.items() if r["config"]["input_sizes"] == list(H.DEFAULT_INPUT_SIZES)), None)
 if chosen is None:
-    raise FileNotFoundError(f"no tests/results/detail_*.json for the default input_sizes {H.DEFAULT_INPUT_SIZES}: "
-                            "run python tests/evaluate.py --detail NAME")
+    raise FileNotFoundError(f"no evaluation/results/detail_*.json for the default input_sizes {H.DEFAULT_INPUT_SIZES}: "
+                            "run python -m evaluation --detail NAME")
 best = detail[chosen]["results"]  # the default's record
 stored_model = detail[chosen]["model"]
 
@@ -794,7 +793,7 @@ def paired(a, b):
     if a is None or b is None or len(a) != len(b):
         return None
     if isinstance(a, str):
-        return E.paired_difference(a, b)
+        return metrics.paired_difference(a, b)
     mean, low, high = bootstrap_ci(np.array(b, dtype=float) - np.array(a, dtype=float))
     return {"mean": mean, "low": low, "high": high}
 
@@ -826,7 +825,7 @@ cost = best["cost"]
 print(f"cost of the default in this run (detect top-5, segment top-3 with this protocol's CRF): "
       f"{cost['detect top-5']:.1f} and {cost['segment top-3, refined']:.1f} forward passes; within 6 and 6: "
       f"{cost['detect top-5'] <= 6 and cost['segment top-3, refined'] <= 6} (one timing on a shared machine; the "
-      "budget is checked by tests/benchmark.py)")
+      "budget is checked by evaluation/benchmark.py)")
 dev = best["boxes_masks"]["imagenet_val_227"][rule]
 print(f"thresholds chosen for the default view: boxes {dev['threshold']}, plain masks "
       f"{best['refine']['plain']['chosen']['threshold']}; helpers' DEFAULT_BOX_THRESHOLD = {H.DEFAULT_BOX_THRESHOLD}, "
@@ -867,7 +866,7 @@ print(f"median area of the largest ground-truth box: {dev_area:.0%} of the photo
 # at the threshold chosen on the development photos; choosing it on the test photos instead would be tuning on the
 # photos we report.
 #
-# **Earlier techniques** (history; paired intervals in `tests/results/README.md`): the sheet's recipe on the
+# **Earlier techniques** (history; paired intervals in `evaluation/results/README.md`): the sheet's recipe on the
 # classifier as published (`plain`), the dilated last stage (`dilated`, kept), a flip, and larger inputs. In these
 # older runs a **`size 320` row took the classes and the probabilities from the 320 view too**; the detail view above
 # takes them from the 224 view, so its top-1 accuracy is the 224 view's.
@@ -882,7 +881,7 @@ for name, r in runs.items():
     print(f"  {name:<48}{ci(res['imagenet_val_227'][rule]['gt_known_cv']):>24}"
           f"{res['imagenet_val_227']['top1_classification']['mean']:>8.1%}{res['pets_seg']['at_threshold']['mean']:>10.3f}"
           f"{res['coco_seg_oracle']['at_threshold']['mean']:>13.3f}  {r['model']}")
-gain = E.paired_difference(runs["plain"]["results"]["imagenet_val_227"][rule]["cv_hits"],
+gain = metrics.paired_difference(runs["plain"]["results"]["imagenet_val_227"][rule]["cv_hits"],
                            runs["dilated"]["results"]["imagenet_val_227"][rule]["cv_hits"])
 print(f"\n'dilated' against 'plain' on the same 800 development photos: GT-known {ci(gain, signed=True)} (paired; "
       f"{runs['dilated']['model']}); dilated is the default of load_model: {H.DEFAULT_DILATED}")
@@ -891,10 +890,10 @@ print(f"\n'dilated' against 'plain' on the same 800 development photos: GT-known
 # A small live check: the defaults on the 60 test photos, now, against the stored run of the default detail view.
 
 # %%
-test_samples = E.load_box_set("tests/data/imagenet_val")
-sweep = E.box_sweep(loaded, test_samples, {})  # the true class's box per photo at each threshold (the defaults' views)
+test_samples = load_box_set("tests/data/imagenet_val")
+sweep = boxes_masks.box_sweep(loaded, test_samples, {})  # the true class's box per photo at each threshold (the defaults' views)
 live_boxes = sweep.boxes[H.DEFAULT_BOX_THRESHOLD]
-live = E.gt_known_hits(live_boxes, [s.boxes for s in test_samples])
+live = metrics.gt_known_hits(live_boxes, [s.boxes for s in test_samples])
 stored = best["boxes_masks"]["imagenet_val"][rule]
 print(f"live ({loaded.name}, maps from {H.DEFAULT_INPUT_SIZES}): {int(live.sum())} of {len(test_samples)} test photos "
       f"localised (GT-known); stored run ({stored_model}, detail {chosen}, threshold {stored['threshold']}): "
@@ -972,7 +971,7 @@ print(f"  dog_and_cat.png, top-3: {cat_dog['before']['total_components']} compon
       f"{cat_dog['after']['total_components']} after removal < {cat_dog['min_region']}; worst share "
       f"{cat_dog['before']['worst_small_share']:.1%} -> {cat_dog['after']['worst_small_share']:.1%}")
 
-crf_record = records["crf_reference"]  # tests/crf_reference.py
+crf_record = records["crf_reference"]  # evaluation/crf_reference.py
 crf_ref = crf_record["results"]
 print(f"\nthe earlier default CRF against pydensecrf2 (full resolution, same unaries, kernels and iterations; {crf_record['model']}):")
 for key, name in (("pets_seg", "Pets"), ("coco_seg_oracle", "COCO oracle")):
@@ -1073,14 +1072,14 @@ print(f"this notebook (detail {chosen}, {stored_model}): development photos "
       f"{best['boxes_masks']['imagenet_val'][rule]['gt_known']['mean']:.1%}")
 if stored_model != loaded.name:
     print(f"(stored numbers of {stored_model}; the model loaded now, {loaded.name}, is measured by "
-          f"python tests/evaluate.py --model {loaded.name} --out DIR)")
+          f"python -m evaluation --model {loaded.name} --out DIR)")
 
 # %% [markdown]
 # ### What was tried, and what was kept
 #
 # Each technique was measured against the one before on the same photos (tables above; paired intervals in
-# `tests/results/README.md`), and kept only where it wins beyond the interval, within a cost budget of 6 forward passes
-# of the published classifier for `detect` top-5 and `segment` top-3 (`tests/benchmark.py`). One miss: on the
+# `evaluation/results/README.md`), and kept only where it wins beyond the interval, within a cost budget of 6 forward passes
+# of the published classifier for `detect` top-5 and `segment` top-3 (`evaluation/benchmark.py`). One miss: on the
 # stand-in, whose forward pass is fast, `segment` top-3 with the CRF and speck removal costs 8.7 (5.1 on ResNet-50;
 # the 224 view with the CRF already 6.9); `detect` top-5 costs 4.9 (4.1).
 #
@@ -1088,7 +1087,7 @@ if stored_model != loaded.name:
 #   chosen on the test photos themselves.
 # * **Box rule**: the largest component, the component holding the peak, the box around all components, a threshold
 #   holding a fixed share of the map's mass, and Otsu's threshold. Kept: the largest component, as in the sheet; no
-#   rule won beyond its interval. The other rules' numbers stay in `tests/results/*.json`.
+#   rule won beyond its interval. The other rules' numbers stay in `evaluation/results/*.json`.
 # * **Resolution**: the last stage at stride 1 with dilated convolutions (`load_model(..., dilated=True)`; for
 #   ResNet-50 exactly `replace_stride_with_dilation=[False, False, True]`, same weights): 14 × 14 maps instead of 7 × 7
 #   at 224, top-1 accuracy unchanged. **Kept.**
@@ -1098,15 +1097,15 @@ if stored_model != loaded.name:
 #   classes stay at 224.
 # * **Views**: a flip, or several input sizes averaged, cost one forward pass each; they stay options of `detect`
 #   and `segment` (`flip=True`, `input_sizes=(224, 320)`), not defaults.
-# * **Layers** (fusing the stage before the last, LayerCAM-style): screened with `tests/screen_layers.py`; alone the
+# * **Layers** (fusing the stage before the last, LayerCAM-style): screened with a layer screen (its numbers: `evaluation/results/layer_screen.json`); alone the
 #   earlier stage's maps are too peaky, fused they do not beat the dilated last stage.
 # * **Masks that follow edges**: SLIC superpixel pooling and a guided filter gave no gain beyond the noise on Pets and
 #   COCO, at 10–70× the cost of a forward pass. **Kept**: the dense CRF of 2.6, and speck removal after it where the
 #   CV kept it (*Masks that follow edges, measured*). The plain masks are `segment(..., refine=False)`.
 # * **Boxes for objects of every size**: a zoom-in second pass and the box of the refined mask were measured against
 #   the box of the 224 view (*Boxes by object size*). Neither won beyond the interval, and both cost far more than
-#   the budget. Their numbers stay in `tests/results/sizes_224.json`; their code was deleted
-#   (`tests/results/README.md` names the commit that last held it).
+#   the budget. Their numbers stay in `evaluation/results/sizes_224.json`; their code was deleted
+#   (`evaluation/results/README.md` names the commit that last held it).
 
 # %% [markdown]
 # ### Several objects: scored as a detector

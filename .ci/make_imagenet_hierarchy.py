@@ -1,9 +1,10 @@
 """Write tests/data/imagenet_hierarchy.json, the WordNet 3.0 hypernym tree above the 1000 ImageNet-1k classes, and
-tests/data/imagenet_groups.json, the default class groups over it (what ``helpers.imagenet_groups()`` reads).
+the default class groups over it into helpers.py (``IMAGENET_GROUP_MEMBERS``, what ``helpers.imagenet_groups()``
+returns): the library ships them in its one module and reads no file at run time.
 
 Usage (from the repository root)::
 
-    .venv/bin/python .ci/make_imagenet_hierarchy.py [--data-noun PATH] [--wnids PATH] [--output PATH] [--check]
+    PYTHONPATH=. .venv/bin/python .ci/make_imagenet_hierarchy.py [--data-noun PATH] [--wnids PATH] [--check]
     .venv/bin/python .ci/make_imagenet_hierarchy.py --groups-only [--check]   # no WordNet needed
 
 User-defined groups: ``load_hierarchy`` and ``class_groups`` below, e.g.
@@ -32,7 +33,7 @@ hypernym pointer (``@``, or ``@i`` for an instance when it has no ``@``), so the
 turned into spaces (so names are not unique: two synsets may share one).
 
 ``--check`` rebuilds the files in memory and exits with status 1 if a committed file differs (for CI).
-``--groups-only`` (re)makes only the groups file, from the committed hierarchy.
+``--groups-only`` (re)makes only the groups block of helpers.py, from the committed hierarchy.
 
 Sanity checks run every time: 1000 unique, sorted wnids; index 0 = tench, 151 = Chihuahua, 281 = tabby; every
 ``(class_index, wnid)`` pair of ``tests/data/imagenet_val/annotations.json`` (if present) agrees.
@@ -52,13 +53,16 @@ from types import MappingProxyType
 import torch
 from torch import Tensor
 
+from helpers import check_int  # run from the repository root with PYTHONPATH=. (or by pytest)
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from helpers import check_int  # noqa: E402
 
 DEFAULT_DATA_NOUN = Path("/usr/share/wordnet/data.noun")
 DEFAULT_OUTPUT = ROOT / "tests" / "data" / "imagenet_hierarchy.json"
-GROUPS_OUTPUT = ROOT / "tests" / "data" / "imagenet_groups.json"
+GROUPS_OUTPUT = ROOT / "helpers.py"
+#: The lines that enclose the default groups in helpers.py (this script rewrites what lies between them).
+GROUPS_BEGIN = "# ---- The default ImageNet-1k groups: written by .ci/make_imagenet_hierarchy.py, not by hand ----"
+GROUPS_END = "}  # ---- end of the default groups ----"
 ANNOTATIONS = (ROOT / "tests" / "data" / "imagenet_val" / "annotations.json",)
 KNOWN = {0: "n01440764", 151: "n02085620", 281: "n02123045"}  # tench, Chihuahua, tabby
 
@@ -90,7 +94,7 @@ ABOUT = (
 
 
 # Groups of near-synonym classes ("distinct objects"), see class_groups: WordNet synsets by name (every node of that
-# name) or by wnid where the name is ambiguous. The choices are explained in tests/evaluation/choices.md.
+# name) or by wnid where the name is ambiguous. The choices are explained in evaluation/results/choices.md.
 DEFAULT_GROUPS: tuple[str, ...] = (
     # mammals
     "dog", "wolf", "fox", "wild dog", "domestic cat", "wildcat", "big cat", "bear", "monkey", "ape", "lemur", "bovid",
@@ -330,13 +334,62 @@ def class_groups(
     return names, group_of
 
 
+def _ranges(indices: Sequence[int]) -> str:
+    """Sorted class indices as text: ``[7, 8, 9, 80]`` -> ``"7-9 80"``."""
+    parts: list[str] = []
+    for index in indices:
+        if parts and parts[-1].split("-")[-1] == str(index - 1):
+            parts[-1] = f"{parts[-1].split('-')[0]}-{index}"
+        else:
+            parts.append(str(index))
+    return " ".join(parts)
+
+
 def render_groups(hierarchy: ClassHierarchy) -> str:
-    """The default groups (DEFAULT_GROUPS over ``hierarchy``) as JSON text: {"names": [...], "group_of": [...]}."""
+    """The default groups (DEFAULT_GROUPS over ``hierarchy``) as the Python block of helpers.py that
+    ``helpers.imagenet_groups()`` reads: ``IMAGENET_GROUP_MEMBERS = {name: "a-b c ..."}``, the listed groups in
+    order; every other class is a group of its own there."""
     names, group_of = class_groups(hierarchy)
-    about = "Default class groups of helpers.imagenet_groups(): .ci/make_imagenet_hierarchy.py, DEFAULT_GROUPS."
-    rows = [",".join(str(g) for g in group_of.tolist()[i : i + 50]) for i in range(0, len(group_of), 50)]
-    return "\n".join(["{", f'"about": {json.dumps(about)},', f'"names": {json.dumps(names)},', '"group_of": [',
-                      ",\n".join(rows), "]", "}"]) + "\n"
+    labels = [GROUP_LABELS.get(entry, hierarchy.names.get(entry, entry)) for entry in DEFAULT_GROUPS]
+    listed = [label for label in dict.fromkeys(labels) if label in names]
+    items = []
+    for label in listed:
+        text = _ranges(torch.nonzero(group_of == names.index(label)).flatten().tolist())
+        while len(text) > 80:  # long member lists as implicitly joined strings
+            cut = text.rindex(" ", 0, 80) + 1
+            items.append(f'"{label}": "{text[:cut]}"' if not items or not items[-1].startswith(f'"{label}"')
+                         else f'"{text[:cut]}"')
+            label, text = None, text[cut:]
+        items.append(f'"{label}": "{text}",' if label else f'"{text}",')
+    lines, line = [], "   "
+    for item in items:
+        if len(line) + len(item) + 1 > 118 or not item.endswith(","):
+            lines.append(line)
+            line = "   "
+        line += f" {item}"
+        if not item.endswith(","):
+            lines.append(line)
+            line = "       "
+    lines.append(line)
+    body = "\n".join(row for row in lines if row.strip())
+    return f"{GROUPS_BEGIN}\nIMAGENET_GROUP_MEMBERS: dict[str, str] = {{\n{body}\n{GROUPS_END}\n"
+
+
+def write_groups_or_check(path: Path, block: str, check: bool) -> bool:
+    """Replace the block between GROUPS_BEGIN and GROUPS_END in ``path`` (helpers.py), or with ``check`` only
+    compare; False when a checked block is out of date."""
+    text = path.read_text(encoding="utf-8")
+    start, end = text.index(GROUPS_BEGIN), text.index(GROUPS_END)
+    new = text[:start] + block + text[end + len(GROUPS_END) + 1 :]
+    if check:
+        if new != text:
+            print(f"the default groups in {path.name} are out of date: re-run {Path(__file__).name}", file=sys.stderr)
+            return False
+        print(f"the default groups in {path.name} are up to date")
+        return True
+    path.write_text(new, encoding="utf-8")
+    print(f"wrote the default groups into {path.name}: {len(block)} characters")
+    return True
 
 
 def write_or_check(path: Path, text: str, check: bool) -> bool:
@@ -359,13 +412,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-noun", type=Path, default=DEFAULT_DATA_NOUN, help="WordNet 3.0 data.noun")
     parser.add_argument("--wnids", type=Path, default=None, help="text file with the 1000 wnids in class order")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON file to write")
-    parser.add_argument("--groups", type=Path, default=GROUPS_OUTPUT, help="JSON file of the default groups")
+    parser.add_argument("--groups", type=Path, default=GROUPS_OUTPUT, help="the module holding the default groups")
     parser.add_argument("--groups-only", action="store_true", help="only the groups, from the existing hierarchy")
     parser.add_argument("--check", action="store_true", help="only compare with the existing output files")
     args = parser.parse_args(argv)
 
     if args.groups_only:
-        return 0 if write_or_check(args.groups, render_groups(load_hierarchy(args.output)), args.check) else 1
+        return 0 if write_groups_or_check(args.groups, render_groups(load_hierarchy(args.output)), args.check) else 1
     synsets = parse_data_noun(args.data_noun)
     wnids, source = read_wnids(args.wnids, args.output)
     check_wnids(wnids, synsets)
@@ -373,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
     ok = write_or_check(args.output, text, args.check)
     print(f"{len(wnids)} classes (wnids from {source})")
     hierarchy = load_hierarchy(args.output) if not args.check else hierarchy_of(json.loads(text))
-    ok = write_or_check(args.groups, render_groups(hierarchy), args.check) and ok
+    ok = write_groups_or_check(args.groups, render_groups(hierarchy), args.check) and ok
     return 0 if ok else 1
 
 

@@ -3,7 +3,6 @@
 Everything expensive is built once per test session (the machine has only two CPU cores).
 """
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,12 +11,10 @@ import torch
 import torchvision
 from PIL import Image
 
+import helpers
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data"
-if str(ROOT) not in sys.path:  # `pytest tests` from the repository root must find helpers.py
-    sys.path.insert(0, str(ROOT))
-
-import helpers  # noqa: E402
 
 # One intra-op thread: on this two-core machine, with other jobs running, torch's default of two
 # spinning threads made a forward pass of the stand-in ~50x slower (3.5 s instead of 0.05 s).

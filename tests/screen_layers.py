@@ -15,7 +15,7 @@ gradient is needed), maps from:
 
 and prints, for the box rules largest / peak / union, GT-known localization at every threshold and
 the best one. It is a screen (the best threshold is chosen on the same photos); the techniques that
-pass it are measured properly, with cross-validated thresholds, by tests/evaluate.py.
+pass it are measured properly, with cross-validated thresholds, by python -m evaluation.
 """
 
 from __future__ import annotations
@@ -32,12 +32,11 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # helpers.py and the harness (tests/evaluation)
-
-from evaluation.boxes_masks import THRESHOLDS  # noqa: E402
-from evaluation.data import find_dataset  # noqa: E402
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # helpers.py and the harness (evaluation)
 
 import helpers as H  # noqa: E402
+from evaluation.boxes_masks import THRESHOLDS  # noqa: E402
+from evaluation.data import find_dataset  # noqa: E402
 
 DATA = find_dataset("imagenet_val_227")  # the harness's one lookup; None when the shared data is missing
 VARIANTS = ["cam224", "cam320", "cam_dil", "layercam_mid", "gradcam_mid", "fuse_mul", "fuse_mean", "fuse_dil_mid"]

@@ -2,19 +2,13 @@
 paired differences, the speckle measure on hand-built label maps, and the paired before/after of the boxes by size."""
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-if str(Path(__file__).resolve().parent) not in sys.path:  # pytest's default import mode adds it; others may not
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from evaluation import detail, metrics, report, running, sizes
-
 import helpers
+from evaluation import detail, metrics, report, running, sizes
 
 # ---- the candidates ---------------------------------------------------------------------------
 

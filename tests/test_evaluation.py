@@ -1,23 +1,16 @@
-"""The harness package (tests/evaluation/): its one data lookup, relabel against helpers.segment, box_sweep's typed
-result, the techniques' options and the generated report tests/results/README.md against the stored records."""
+"""The harness package (evaluation/): its one data lookup, relabel against helpers.segment, box_sweep's typed
+result, the techniques' options and the generated report evaluation/results/README.md against the stored records."""
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-if str(Path(__file__).resolve().parent) not in sys.path:  # pytest's default import mode adds it; others may not
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import evaluate
+import helpers
 from evaluation import boxes_masks, data, records, report, running
 
-import helpers
-
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = records.RESULTS
 
 
 # ---- the one data lookup --------------------------------------------------------------------
@@ -69,7 +62,7 @@ def test_relabel_bad_input(lite, chihuahua):
 
 def test_box_sweep_gives_detects_box_at_every_threshold(lite):
     samples = data.load_box_set(data.TEST_DATA / "imagenet_val")[:2]
-    sweep = evaluate.box_sweep(lite, samples, {})
+    sweep = boxes_masks.box_sweep(lite, samples, {})
     assert isinstance(sweep, boxes_masks.BoxSweep) and sweep.seconds_per_photo > 0
     assert sorted(sweep.boxes) == list(boxes_masks.THRESHOLDS)
     for i, sample in enumerate(samples):
@@ -124,7 +117,7 @@ def test_load_runs_rejects_a_record_without_its_model(tmp_path):
 def test_results_readme_is_the_report_of_the_stored_records():
     assert report.REPORT == RESULTS / "README.md"
     assert report.REPORT.read_text(encoding="utf-8") == report.markdown_report(RESULTS), (
-        "tests/results/README.md is stale: run `python tests/evaluate.py --markdown`"
+        "evaluation/results/README.md is stale: run `python -m evaluation --markdown`"
     )
 
 

@@ -5,6 +5,7 @@ The hierarchy and the group assignment (ClassHierarchy, load_hierarchy, class_gr
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,9 +19,10 @@ import helpers as lib
 DATA = Path(__file__).resolve().parent / "data"
 
 ROOT = Path(__file__).resolve().parents[1]
+#: How the tests run the script: from the root, helpers importable (as the script's usage says).
+RUN_SCRIPT = {"capture_output": True, "text": True, "env": {**os.environ, "PYTHONPATH": str(ROOT)}, "cwd": ROOT}
 HIERARCHY = ROOT / "tests" / "data" / "imagenet_hierarchy.json"
 DATA_NOUN = Path("/usr/share/wordnet/data.noun")
-GROUPS = ROOT / "tests" / "data" / "imagenet_groups.json"
 _spec = importlib.util.spec_from_file_location("make_imagenet_hierarchy", ROOT / ".ci" / "make_imagenet_hierarchy.py")
 hier = sys.modules.setdefault(_spec.name, importlib.util.module_from_spec(_spec))
 _spec.loader.exec_module(hier)
@@ -323,7 +325,7 @@ def test_shipped_groups_are_the_default_groups_of_the_shipped_hierarchy(imagenet
     assert groups.names == tuple(names) and torch.equal(groups.group_of, group_of)
     assert groups.group_of.dtype == torch.long and len(names) == 570 and names[:2] == ["dog", "wolf"]
     script = ROOT / ".ci" / "make_imagenet_hierarchy.py"
-    result = subprocess.run([sys.executable, str(script), "--groups-only", "--check"], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, str(script), "--groups-only", "--check"], **RUN_SCRIPT)
     assert result.returncode == 0, result.stderr
 
 
@@ -351,7 +353,7 @@ def test_imagenet_groups_rejects_bad_files(tmp_path: Path) -> None:
 def test_hierarchy_file_is_reproducible() -> None:
     script = ROOT / ".ci" / "make_imagenet_hierarchy.py"
     result = subprocess.run(
-        [sys.executable, str(script), "--check", "--data-noun", str(DATA_NOUN)], capture_output=True, text=True
+        [sys.executable, str(script), "--check", "--data-noun", str(DATA_NOUN)], **RUN_SCRIPT
     )
     assert result.returncode == 0, result.stderr
 

@@ -101,7 +101,7 @@ def test_every_cell_runs_with_resnet50_through_the_hub(tmp_path: Path, monkeypat
     assert f"weights: torch.hub {HUB_REPO} resnet50, weights=IMAGENET1K_V1" in first
     assert "note:" not in first  # no fallback to the stand-in
     text = _text(executed)
-    stored_model = json.loads((ROOT / "tests" / "results" / "dilated.json").read_text(encoding="utf-8"))["model"]
+    stored_model = json.loads((ROOT / "evaluation" / "results" / "dilated.json").read_text(encoding="utf-8"))["model"]
     assert stored_model != "resnet50"  # the stored records are the stand-in's, so the notebook must say so
     assert "note: the model loaded now is resnet50; the stored numbers below are not its numbers" in text
     chosen = "".join(str(size) for size in helpers.DEFAULT_INPUT_SIZES)  # detail_<size>.json holds the default

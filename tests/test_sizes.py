@@ -1,8 +1,7 @@
-"""Boxes by object size in the harness (tests/evaluation/sizes.py): hand-built cases whose answers are known, and a
+"""Boxes by object size in the harness (evaluation/sizes.py): hand-built cases whose answers are known, and a
 stand-in "classifier" whose Grad-CAM is known. No real model."""
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,12 +10,8 @@ import torch
 import torchvision.transforms.functional as TF
 from PIL import Image
 
-if str(Path(__file__).resolve().parent) not in sys.path:  # pytest's default import mode adds it; others may not
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from evaluation import data, metrics, records, report, sizes
-
 import helpers
+from evaluation import data, metrics, records, report, sizes
 
 
 def sample(width: int, height: int, boxes: list) -> data.BoxSample:

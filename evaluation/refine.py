@@ -1,4 +1,4 @@
-"""The refinement protocol (``python tests/evaluate.py --refine`` -> ``tests/results/refine.json``): helpers' dense
+"""The refinement protocol (``python -m evaluation --refine`` -> ``evaluation/results/refine.json``): helpers' dense
 CRF against the plain masks, its settings (weight, width, working size), its mask threshold and the removal of its
 specks (``helpers.remove_specks``) chosen by cross-validation; the speckle of the masks before and after."""
 
@@ -35,7 +35,7 @@ REFINE_BASE: dict[str, float] = {
 #: The CRF settings compared, over :data:`REFINE_BASE`: bilateral weight 80 / 20 / 40 at width 0.08 of the long side
 #: times the working size (long side 128 / 192 / 256 px). The first is issue 15's choice; on ties the first in this
 #: order wins (the cheaper working size first). Weights 5 / 10 and width 0.16 lost in every fold of issue 15's grid
-#: (tests/results/refine_224.json), so they are not re-run: the grid's cost grows with the working size's square.
+#: (evaluation/results/refine_224.json), so they are not re-run: the grid's cost grows with the working size's square.
 REFINE_GRID: dict[str, dict[str, float]] = {
     f"wb{w:g} sxy{s:g} ls{ls}": {"bilateral_weight": w, "bilateral_sxy": s, "long_side": ls}
     for ls in (128, 192, 256)
@@ -365,7 +365,7 @@ def refine_run(
     published: helpers.LoadedModel | None = None,
     limit: int | None = None,
 ) -> dict[str, object]:
-    """The refinement protocol (``python tests/evaluate.py --refine``, written to ``tests/results/refine.json``), at
+    """The refinement protocol (``python -m evaluation --refine``, written to ``evaluation/results/refine.json``), at
     helpers' default view (``segment``'s own input sizes).
 
     The CRF setting (:data:`REFINE_GRID`: weight x width x working size), the mask threshold

@@ -1,4 +1,4 @@
-"""The detection protocol (``python tests/evaluate.py --detection`` -> ``tests/results/detection.json``): AP@0.5
+"""The detection protocol (``python -m evaluation --detection`` -> ``evaluation/results/detection.json``): AP@0.5
 over all instances and CorLoc, one box per class against one box per instance (``helpers.cam_to_instances``),
 at helpers' defaults."""
 
@@ -26,7 +26,7 @@ from .metrics import (
 from .running import photo_options, predict, progress
 
 #: Instance boxes tried for AP: (instance rule, threshold), see helpers.cam_to_instances (one box per peak). The
-#: rules that lost, "components" and "split", were deleted; tests/results/detection.json records them.
+#: rules that lost, "components" and "split", were deleted; evaluation/results/detection.json records them.
 INSTANCE_SETTINGS = tuple(("peaks", t) for t in (0.25, 0.35, 0.45))
 #: The key of one box per class (``det.box``) beside the instance settings.
 ONE_BOX = "one"

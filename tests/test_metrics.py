@@ -1,4 +1,4 @@
-"""The pure part of the evaluation harness (tests/evaluation/): loaders, box and mask metrics,
+"""The pure part of the evaluation harness (evaluation/): loaders, box and mask metrics,
 bootstrap intervals, k-fold threshold choice and run records. No model; a few seconds in all.
 
 The small cases are built by hand, with the answer worked out in the comment next to them.
@@ -7,7 +7,6 @@ The small cases are built by hand, with the answer worked out in the comment nex
 import dataclasses
 import json
 import random
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +14,8 @@ import pytest
 import torch
 from PIL import Image
 
-if str(Path(__file__).resolve().parent) not in sys.path:  # pytest's default import mode adds it; others may not
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from evaluation import data, metrics, records, refine
-
 import helpers
+from evaluation import data, metrics, records, refine
 
 DATA = Path(__file__).resolve().parent / "data"
 SHARED = data.SHARED_DATA  # ../shared/data beside the repository: present in CI, maybe not elsewhere

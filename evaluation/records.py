@@ -1,4 +1,4 @@
-"""Run records: one JSON file per run in ``tests/results``, with the model and the versions that made it."""
+"""Run records: one JSON file per run in ``evaluation/results``, with the model and the versions that made it."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from torch import Tensor
 from . import ROOT
 
 #: The folder of the stored runs (``--out`` by default) and of the report generated from them.
-RESULTS = ROOT / "tests" / "results"
+RESULTS = ROOT / "evaluation" / "results"
 #: The keys every record holds at top level beside ``config`` and ``results``: who made the numbers.
 PROVENANCE = ("model", "torch", "torchvision")
 

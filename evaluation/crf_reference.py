@@ -1,16 +1,16 @@
 """helpers' dense CRF against the pydensecrf2 reference, on the mask sets. Run from the repository root (a benchmark
 script, not a pytest test; pydensecrf2 is in requirements-bench.txt only: it builds from source)::
 
-    python tests/crf_reference.py                  # -> tests/results/crf_reference.json, and a table
-    python tests/crf_reference.py --limit 3        # a smoke run: the first 3 photos of each set
+    python -m evaluation.crf_reference                  # -> evaluation/results/crf_reference.json, and a table
+    python -m evaluation.crf_reference --limit 3        # a smoke run: the first 3 photos of each set
 
 Every Pets photo (top-3, foreground IoU) and every COCO (photo, class) pair with oracle classes (the mapped IoU,
-scored as ``tests/evaluate.py --refine`` scores them) gets, from ONE plain ``helpers.segment(..., refine=False)``:
+scored as ``python -m evaluation --refine`` scores them) gets, from ONE plain ``helpers.segment(..., refine=False)``:
 
 - ``plain``: the sheet's plain map at ``helpers.DEFAULT_MASK_THRESHOLD``;
 - ``helpers_crf``: ``helpers.refine_label_map(photo, seg)`` (``CRFSettings()``, ``DEFAULT_REFINED_MASK_THRESHOLD``);
 - ``pydensecrf2_full``: pydensecrf2's ``DenseCRF2D`` on the full-size photo, with the same unaries (helpers'
-  ``_crf_unaries`` at the photo's size, ``-log`` as the energy), the same kernels in pixels (Gaussian sxy =
+  ``crf_unaries`` at the photo's size, ``-log`` as the energy), the same kernels in pixels (Gaussian sxy =
   ``gaussian_sxy`` x long side, compat ``gaussian_weight``; bilateral sxy = ``bilateral_sxy`` x long side,
   ``bilateral_srgb``, compat ``bilateral_weight``), the same iterations and threshold;
 - ``pydensecrf2_working`` (unless ``--no-working``): the same at helpers' working resolution (``long_side``),
@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib.metadata
-import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -34,18 +33,13 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-ROOT = Path(__file__).resolve().parents[1]
-for _path in (ROOT, ROOT / "tests"):  # run as a script: helpers.py and the harness (tests/evaluation)
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
-
-from evaluation.boxes_masks import mask_items  # noqa: E402
-from evaluation.data import SHARED_DATA, find_dataset, load_coco, load_pets  # noqa: E402
-from evaluation.metrics import interval  # noqa: E402
-from evaluation.records import RESULTS, run_record, write_run  # noqa: E402
-from evaluation.report import ci_text  # noqa: E402
-
-import helpers  # noqa: E402
+import helpers
+from evaluation import ROOT
+from evaluation.boxes_masks import mask_items
+from evaluation.data import SHARED_DATA, find_dataset, load_coco, load_pets
+from evaluation.metrics import interval
+from evaluation.records import RESULTS, run_record, write_run
+from evaluation.report import ci_text
 
 OUT = RESULTS / "crf_reference.json"
 SETS = ("pets_seg", "coco_seg_oracle")
@@ -114,7 +108,7 @@ def reference_full(
     """(c) pydensecrf2 on the full-size photo with helpers' unaries at the photo's size -> label map int64
     ``[H, W]`` (-1 background, else the ImageNet class)."""
     size = (photo.height, photo.width)
-    unaries = helpers._crf_unaries(seg.cams_low.cpu(), seg.logits_low.cpu(), size, threshold, settings.temperature)
+    unaries = helpers.crf_unaries(seg.cams_low.cpu(), seg.logits_low.cpu(), size, threshold, settings.temperature)
     colours = np.array(helpers.to_rgb(photo), dtype=np.uint8)
     q = densecrf_q(unaries, colours, settings)
     return _class_lut(seg)[q.argmax(dim=0)].numpy()
@@ -125,11 +119,11 @@ def reference_working(
 ) -> np.ndarray:
     """(d) pydensecrf2 at helpers' working resolution (its unaries and colours at ``settings.long_side``), the
     probabilities upsampled and argmaxed as helpers does -> label map int64 ``[H, W]``."""
-    size = helpers._crf_working_size(photo.height, photo.width, settings.long_side)
-    unaries = helpers._crf_unaries(seg.cams_low.cpu(), seg.logits_low.cpu(), size, threshold, settings.temperature)
-    colours = helpers._crf_colours(photo, size).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+    size = helpers.crf_working_size(photo.height, photo.width, settings.long_side)
+    unaries = helpers.crf_unaries(seg.cams_low.cpu(), seg.logits_low.cpu(), size, threshold, settings.temperature)
+    colours = helpers.crf_colours(photo, size).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
     q = densecrf_q(unaries, colours, settings)
-    return _class_lut(seg)[helpers._upsampled_argmax(q, (photo.height, photo.width))].numpy()
+    return _class_lut(seg)[helpers.upsampled_argmax(q, (photo.height, photo.width))].numpy()
 
 
 def label_maps(
@@ -157,7 +151,7 @@ def measure(
     loaded: helpers.LoadedModel, data: Path, limit: int | None, working: bool
 ) -> tuple[dict[str, dict[str, list[float]]], dict[str, dict[str, list[float]]]]:
     """Per set, the per-item values of every method and the per-photo seconds of every CRF -> (values, seconds),
-    each ``{set: {method: [...]}}``; the items are those of ``tests/evaluate.py --refine`` (one plain segment each)."""
+    each ``{set: {method: [...]}}``; the items of ``python -m evaluation --refine`` (one plain segment each)."""
     pets_root, coco_root = find_dataset("pets_seg", data), find_dataset("coco_seg", data)
     if pets_root is None or coco_root is None:
         raise FileNotFoundError(f"pets_seg and coco_seg are needed: not found under {str(data)!r} or tests/data")

@@ -1,5 +1,5 @@
 """The boxes-and-masks protocol: one configuration of ``helpers.detect`` and ``helpers.segment`` (a technique) on
-every data set found (``python tests/evaluate.py [--technique NAME]``, one ``tests/results/<name>.json`` each).
+every data set found (``python -m evaluation [--technique NAME]``, one ``evaluation/results/<name>.json`` each).
 
 Boxes: the largest component of the true class's Grad-CAM at each threshold (``detect``'s box), scored by GT-known
 (IoU >= 0.5), the threshold chosen by 5-fold cross-validation on ``imagenet_val_227`` and applied unchanged to
@@ -77,7 +77,7 @@ class Technique:
         return {"technique": self.name, "dilated": self.dilated, **self.options()}
 
     def file_name(self) -> str:
-        """The record's file name in ``tests/results``, e.g. ``dilated_sizes_224_320.json``."""
+        """The record's file name in ``evaluation/results``, e.g. ``dilated_sizes_224_320.json``."""
         return f"{self.name.replace(' ', '_').replace(',', '').replace('+', '_')}.json"
 
 

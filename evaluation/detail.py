@@ -1,4 +1,4 @@
-"""The detail-size protocol (``python tests/evaluate.py --detail NAME`` -> ``tests/results/detail_<NAME>.json``): the
+"""The detail-size protocol (``python -m evaluation --detail NAME`` -> ``evaluation/results/detail_<NAME>.json``): the
 classes and probabilities from the plain 224 view, the maps (boxes and masks) from a finer view, every threshold
 re-chosen for it. One candidate per run (one process each, so candidates can run in parallel): a fixed size of
 :data:`DETAIL_SIZES` or a rule of :data:`ADAPTIVE_BOUNDS` that follows the photo.

@@ -1,14 +1,14 @@
-"""The command line of the harness (``python tests/evaluate.py ...``, run from the repository root)::
+"""The command line of the harness (``python -m evaluation ...``, run from the repository root)::
 
-python tests/evaluate.py                       # every technique on every data set found
-python tests/evaluate.py --technique plain     # one technique
-python tests/evaluate.py --summary             # the data sets found, with their counts
-python tests/evaluate.py --detection           # AP@0.5 and CorLoc -> results/detection.json
-python tests/evaluate.py --sizes               # boxes by object size -> results/sizes.json
-python tests/evaluate.py --refine              # the CRF refinement's protocol -> results/refine.json
-python tests/evaluate.py --detail 320          # one detail-size candidate -> results/detail_320.json
-python tests/evaluate.py --detail 320 --limit 5 --out /tmp/try   # a few photos per set, to try it
-python tests/evaluate.py --markdown            # the tables of results/*.json -> results/README.md
+python -m evaluation                       # every technique on every data set found
+python -m evaluation --technique plain     # one technique
+python -m evaluation --summary             # the data sets found, with their counts
+python -m evaluation --detection           # AP@0.5 and CorLoc -> results/detection.json
+python -m evaluation --sizes               # boxes by object size -> results/sizes.json
+python -m evaluation --refine              # the CRF refinement's protocol -> results/refine.json
+python -m evaluation --detail 320          # one detail-size candidate -> results/detail_320.json
+python -m evaluation --detail 320 --limit 5 --out /tmp/try   # a few photos per set, to try it
+python -m evaluation --markdown            # the tables of results/*.json -> results/README.md
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ def random_segmentation(
     cams = helpers.normalize_heatmap(torch.rand(len(classes), 7, 9, generator=g))
     logits = 3 * torch.randn(len(classes), 7, 9, generator=g)
     if plain:
-        plain = helpers._label_map(cams, logits, list(classes), (height, width), helpers.DEFAULT_MASK_THRESHOLD)
+        plain = helpers.plain_label_map(cams, logits, list(classes), (height, width), helpers.DEFAULT_MASK_THRESHOLD)
     else:
         plain = np.full((height, width), -1, dtype=np.int64)
     return helpers.Segmentation(plain, [(c, f"class {c}", 0.1) for c in classes], cams, logits)
@@ -55,7 +55,7 @@ def random_segmentation(
 def test_refined_boundary_moves_to_the_colour_edge():
     """A blurry belief (crossing 1/2 at x ~ 30) on a photo whose colour edge is at x = 20: the bilateral term
     moves the boundary onto the edge."""
-    colours = helpers._crf_colours(two_region_photo(), (30, 60))
+    colours = helpers.crf_colours(two_region_photo(), (30, 60))
     ramp = torch.linspace(0.9, 0.1, 60).expand(30, 60)
     unaries = torch.stack([1 - ramp, ramp])
     before = unaries.argmax(dim=0)
@@ -67,7 +67,7 @@ def test_refined_boundary_moves_to_the_colour_edge():
 
 def test_unaries_for_one_class_are_the_sigmoid():
     cams = torch.tensor([[[0.0, 0.5], [1.0, 0.25]]])
-    p = helpers._crf_unaries(cams, torch.zeros_like(cams), (2, 2), 0.3, 0.1)
+    p = helpers.crf_unaries(cams, torch.zeros_like(cams), (2, 2), 0.3, 0.1)
     expected = torch.sigmoid((cams[0] - 0.3) / 0.1)
     torch.testing.assert_close(p[1], expected)
     torch.testing.assert_close(p[0], 1 - expected)
@@ -148,13 +148,13 @@ def test_upsampled_argmax_matches_interpolate_in_bands():
     q = torch.rand(3, 5, 7, generator=torch.Generator().manual_seed(4))
     for size in ((23, 31), (5, 7), (1, 1), (40, 3)):
         full = F.interpolate(q[None], size=size, mode="bilinear", align_corners=False)[0].max(dim=0).indices
-        assert torch.equal(helpers._upsampled_argmax(q, size, columns=4), full)
+        assert torch.equal(helpers.upsampled_argmax(q, size, columns=4), full)
 
 
 # ---- identities and the API ---------------------------------------------------------------------------------------
 
 
-def plain_label_map(seg: helpers.Segmentation, threshold: float) -> np.ndarray:
+def _label_map(seg: helpers.Segmentation, threshold: float) -> np.ndarray:
     """The sheet's plain label map of ``seg``'s stored maps at ``threshold``, from the public Task 2.4 functions."""
     size = seg.label_map.shape
     masks = helpers.cams_to_masks(helpers.normalize_heatmap(helpers.upsample_cams(seg.cams_low, size)), threshold)
@@ -167,7 +167,7 @@ def test_zero_pairwise_weights_give_the_plain_label_map():
     photo = Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 50, 3), dtype=np.uint8))
     settings = helpers.CRFSettings(gaussian_weight=0.0, bilateral_weight=0.0, long_side=50, min_region=0.0)
     for threshold in (0.3, 0.4):
-        plain = plain_label_map(seg, threshold)
+        plain = _label_map(seg, threshold)
         assert len(np.unique(plain)) == 4  # not trivial: background and three classes
         np.testing.assert_array_equal(helpers.refine_label_map(photo, seg, threshold, settings), plain)
 
@@ -209,7 +209,7 @@ def test_segment_default_is_the_refined_map(lite, chihuahua):
     np.testing.assert_array_equal(default.label_map, helpers.segment(lite, chihuahua, topk=3, refine=True).label_map)
     # the stored maps are the same, so the plain map can be rebuilt from them
     torch.testing.assert_close(default.cams_low, plain.cams_low)
-    np.testing.assert_array_equal(plain_label_map(default, helpers.DEFAULT_MASK_THRESHOLD), plain.label_map)
+    np.testing.assert_array_equal(_label_map(default, helpers.DEFAULT_MASK_THRESHOLD), plain.label_map)
     # the refinement changes the map (along the dog's outline), but not beyond recognition
     changed = float((default.label_map != plain.label_map).mean())
     assert 0.005 < changed < 0.2, changed
@@ -299,7 +299,7 @@ def test_odd_photos_refine_at_the_working_resolution(name, monkeypatch):
 
 
 def test_sixteen_bit_photo_keeps_its_edge():
-    colours = helpers._crf_colours(_odd_photos()["I;16"], (24, 32))
+    colours = helpers.crf_colours(_odd_photos()["I;16"], (24, 32))
     assert colours[0, 0, 0] > colours[0, 0, -1] + 20  # the grey levels are not crushed to one value
 
 

@@ -2,8 +2,8 @@
 
 Run from the repository root (not a pytest test; it defines no test functions)::
 
-    python tests/benchmark.py            # full run, a few minutes on 2 CPU cores
-    python tests/benchmark.py --quick    # short run, to check that everything works
+    python -m evaluation.benchmark            # full run, a few minutes on 2 CPU cores
+    python -m evaluation.benchmark --quick    # short run, to check that everything works
 
 With the benchmark environment (``pip install -r requirements-bench.txt``) the rows for
 pytorch-grad-cam and torchcam are measured; without those packages they read "not installed".
@@ -36,19 +36,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-for _path in (ROOT, ROOT / "tests"):  # run as a script: helpers.py and the harness's data lookup (tests/evaluation)
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
+import torch
+import torch.nn.functional as F
+import torchvision
+from PIL import Image
+from torch import nn
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-import torchvision  # noqa: E402
-from evaluation.data import TEST_DATA, find_dataset  # noqa: E402
-from PIL import Image  # noqa: E402
-from torch import nn  # noqa: E402
-
-import helpers  # noqa: E402
+import helpers
+from evaluation.data import ROOT, TEST_DATA, find_dataset
 
 try:
     from pytorch_grad_cam import GradCAM as PgcGradCAM

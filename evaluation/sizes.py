@@ -1,9 +1,9 @@
-"""The object-size protocol (``python tests/evaluate.py --sizes`` -> ``tests/results/sizes.json``): GT-known of
+"""The object-size protocol (``python -m evaluation --sizes`` -> ``evaluation/results/sizes.json``): GT-known of
 ``detect``'s box (the defaults) by the size of the largest ground-truth box, with each bucket's best threshold and
 the per-photo oracle ceiling.
 
 The zoom-in second pass and the refined box (the box of the CRF's mask) that this protocol also measured lost;
-their code was deleted (the commit is named in ``tests/results/README.md``) and ``tests/results/sizes.json``
+their code was deleted (the commit is named in ``evaluation/results/README.md``) and ``evaluation/results/sizes.json``
 keeps their numbers.
 """
 
