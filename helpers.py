@@ -1900,7 +1900,7 @@ def _array_image(array: np.ndarray | Tensor) -> Image.Image:
         raise ValueError(f"image as an array must be {expected}, got shape {shape}")
     if np.issubdtype(array.dtype, np.floating):
         if not np.all((array >= 0) & (array <= 1)):
-            raise ValueError("image as a float array must hold values in [0, 1] (0..255 values: as uint8)")
+            raise ValueError("image as a float array must hold values in [0, 1] (0..255 values: pass them as uint8)")
         array = np.round(array * 255)
     elif array.dtype != np.uint8:
         raise TypeError(f"image as an array must be uint8 or float in [0, 1], got {array.dtype}")
