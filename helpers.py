@@ -64,8 +64,7 @@ __all__ = [  # noqa: RUF022 (in the sheet's order) the API a user calls; constan
 # ==== Constants =====================================================================================================
 
 Box = tuple[float, float, float, float]
-#: A photo: a PIL image, a file path, a numpy array ``[H, W, 3]`` or ``[H, W]`` or a tensor ``[3, H, W]`` or ``[H, W]``
-#: (uint8, or float in [0, 1]).
+#: A photo: a PIL image, a path, numpy ``[H, W, 3]``, a tensor ``[3, H, W]`` or ``[H, W]`` (uint8, or float in [0, 1])
 ImageInput = Image.Image | np.ndarray | Tensor | str | os.PathLike
 #: How the classes of a photo are chosen when none are given: the top-k classes, or a function of the probabilities
 #: ``[B, C]`` giving the class indices per photo (e.g. the best member of each of the top-k groups).
@@ -554,10 +553,8 @@ def _class_maps(
     """What detect, segment and grad_cams share: their arguments checked, then the maps of ``method`` (Grad-CAM or
     CAM) over the test-time views for ``class_indices``, else the top-``topk`` classes (with ``groups``: the best
     member of each of the top-``topk`` groups)."""
-    if groups is None:
-        topk = check_topk(topk, len(loaded.categories))
-    else:
-        topk = check_topk(topk, len(groups.group_of.unique()), "with groups: at most the number of groups")
+    limit = len(loaded.categories) if groups is None else len(groups.group_of.unique())
+    topk = check_topk(topk, limit, "" if groups is None else "with groups: at most the number of groups")
     is_batch, photos, targets = _batch_arguments(image, class_indices, len(loaded.categories))
     sizes = _check_input_sizes(input_sizes)
     flip = check_bool(flip, "flip")
@@ -1489,11 +1486,9 @@ def _check_photo_size(photo: Image.Image, size: Sequence[int], results: str) -> 
 
 def _check_detections(detections: object, photo: Image.Image) -> list[Detection]:
     """A non-empty list of one photo's detections, made at the photo's size."""
-    if isinstance(detections, Detection) or not isinstance(detections, Sequence) or not detections:
-        raise ValueError("detections must be a non-empty list of Detection (one photo's, as detect returns them)")
-    if not all(isinstance(d, Detection) for d in detections):
-        batch = "for a batch result, draw one photo at a time: plot_detections(photos[i], detections[i])"
-        raise ValueError(f"detections must hold Detection objects; {batch}")
+    if not isinstance(detections, Sequence) or not detections or not all(isinstance(d, Detection) for d in detections):
+        batch = "a batch result: draw one photo at a time, plot_detections(photos[i], detections[i])"
+        raise ValueError(f"detections must be a non-empty list of Detection, one photo's ({batch})")
     for detection in detections:
         _check_photo_size(photo, detection.image_size, "detections")
     return list(detections)
@@ -1626,10 +1621,7 @@ def plot_segmentation(image: ImageInput, seg: Segmentation, alpha: float = 0.5, 
     photo = _as_image(image)
     blended = blend_segmentation(photo, seg, alpha)
     size = check_real(size, "size", positive=True, meaning="inches per panel")
-    colors = np.array(class_colors(len(seg.classes)), dtype=np.uint8)
-    label_rgb = np.full((*seg.label_map.shape, 3), 255, dtype=np.uint8)
-    for i, (c, _, _) in enumerate(seg.classes):
-        label_rgb[seg.label_map == c] = colors[i]
+    label_rgb = blend_segmentation(Image.new("RGB", photo.size, "white"), seg, alpha=1.0)
     with _figure(1, 3, figsize=(3 * size, size * photo.height / photo.width + 0.9)) as (fig, axes):
         pictures = (photo, label_rgb, blended)
         titles = ("photo", "label map (white: background)", f"blend (alpha={alpha})")
@@ -1746,9 +1738,8 @@ def check_class_indices(
     if len(class_indices) == 0:
         raise ValueError(f"{name} must not be empty: give at least one class index in [0, {num_classes - 1}]")
     classes = [check_int(value, f"each entry of {name}", 0, num_classes - 1) for value in class_indices]
-    repeated = sorted({c for c in classes if classes.count(c) > 1})
-    if repeated:
-        raise ValueError(f"{name} must list each class once, got {repeated} more than once in {classes}")
+    if len(set(classes)) < len(classes):
+        raise ValueError(f"{name} must list each class once, got {classes}")
     return classes
 
 
@@ -1776,9 +1767,7 @@ def _threshold_or(threshold: object, default: float, name: str = "threshold") ->
 
 def _int_list(values: object) -> object:
     """A numpy array or tensor of one or more dimensions as (nested) Python lists; anything else as it is."""
-    if isinstance(values, (np.ndarray, Tensor)) and values.ndim >= 1:
-        return values.tolist()
-    return values
+    return values.tolist() if isinstance(values, (np.ndarray, Tensor)) and values.ndim >= 1 else values
 
 
 def _check_input_sizes(input_sizes: object) -> tuple[int, ...]:
@@ -1889,19 +1878,18 @@ def _as_image(image: ImageInput) -> Image.Image:
 
 def _array_image(array: np.ndarray | Tensor) -> Image.Image:
     """A photo given as an array -> a PIL image: numpy ``[H, W, 3]`` (as ``np.asarray(photo)``) or a tensor
-    ``[3, H, W]`` (as ``to_tensor(photo)``), or ``[H, W]`` greyscale; uint8, or float in [0, 1] (x 255, rounded)."""
+    ``[3, H, W]`` (as ``to_tensor(photo)``), or ``[H, W]`` greyscale; uint8, or any other type with values in [0, 1]
+    (x 255, rounded)."""
     shape = list(array.shape)
     if isinstance(array, Tensor):
         array = array.detach().cpu()
         array = (array.float() if array.is_floating_point() else array).numpy()
         array = np.moveaxis(array, 0, -1) if array.ndim == 3 else array
-    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] != 3):
+    if array.ndim not in (2, 3) or array.shape[2:] not in ((), (3,)):
         expected = "numpy [H, W, 3], a tensor [3, H, W] or [H, W] greyscale (a batch: a list of photos)"
         raise ValueError(f"image as an array must be {expected}, got shape {shape}")
-    if np.issubdtype(array.dtype, np.floating):
-        if not np.all((array >= 0) & (array <= 1)):
-            raise ValueError("image as a float array must hold values in [0, 1] (0..255 values: pass them as uint8)")
-        array = np.round(array * 255)
-    elif array.dtype != np.uint8:
-        raise TypeError(f"image as an array must be uint8 or float in [0, 1], got {array.dtype}")
-    return Image.fromarray(array.astype(np.uint8))
+    values = array.astype(np.float64) * (1 if array.dtype == np.uint8 else 255)
+    if not np.all((values >= 0) & (values <= 255)):
+        got = f"{array.dtype} values outside [0, 1]"
+        raise ValueError(f"image as an array must be uint8, or float in [0, 1] (0..255 values: as uint8), got {got}")
+    return Image.fromarray(np.round(values).astype(np.uint8))

@@ -144,7 +144,7 @@ def test_columns_make_the_grid(photo, detections):
 @pytest.mark.usefixtures("no_new_figure")
 def test_batch_result_is_refused(lite, photo):
     batch = helpers.detect(lite, [photo, photo], topk=2, **FAST)
-    with pytest.raises(ValueError, match=r"batch result, draw one photo at a time: plot_detections\(photos\[i\]"):
+    with pytest.raises(ValueError, match=r"a batch result: draw one photo at a time, plot_detections\(photos\[i\]"):
         helpers.plot_detections(photo, batch)
     with pytest.raises(ValueError, match=r"non-empty list of Detection"):
         helpers.plot_detections(photo, [])
