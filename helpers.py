@@ -591,7 +591,7 @@ def detect(
     input_sizes: int | Sequence[int] = DEFAULT_INPUT_SIZES, flip: bool = DEFAULT_FLIP,
     groups: ClassGroups | None = None, instance_threshold: float | None = None
 ) -> list[Detection] | list[list[Detection]]:
-    """Grad-CAM detections of the top-``topk`` classes (or of ``class_indices``), in rank order.
+    """Grad-CAM detections of the top-``topk`` classes (or of ``class_indices``, each class once), in rank order.
 
     The classes and their probabilities come from one plain 224 view; the maps from the views ``input_sizes`` x
     ``flip`` (default: one 320 detail view; ``input_sizes=224`` is the sheet's recipe; see :func:`_averaged_maps`).
@@ -767,7 +767,7 @@ def segment(
     input_sizes: int | Sequence[int] = DEFAULT_INPUT_SIZES, flip: bool = DEFAULT_FLIP,
     groups: ClassGroups | None = None, refine: bool | CRFSettings = DEFAULT_REFINE
 ) -> Segmentation | list[Segmentation]:
-    """CAM segmentation of the top-``topk`` classes (or of ``class_indices``).
+    """CAM segmentation of the top-``topk`` classes (or of ``class_indices``, each class once).
 
     Raw CAMs ``M_c`` ``[k, h, w]`` from the views ``input_sizes`` x ``flip`` (default: one 320 detail view, 20x20 with
     the dilated last stage; ``input_sizes=224`` is the sheet's recipe; classes and probabilities always from one 224
@@ -1571,7 +1571,9 @@ def show_detection(ax, image: ImageInput, detection: Detection, title: str | Non
     """Photo, heatmap overlay (jet, optional colour bar) and the box (white with a black rim) on one
     matplotlib axis; returns the overlay's image for a shared colour bar."""
     photo = _as_image(image)
-    (detection,) = _check_detections([detection], photo)
+    if not isinstance(detection, Detection):
+        raise TypeError(f"detection must be a Detection (one of detect's results), got {type(detection).__name__}")
+    _check_photo_size(photo, detection.image_size, "detections")
     ax.imshow(photo)
     overlay = ax.imshow(detection.heatmap, cmap="jet", alpha=0.45, vmin=0, vmax=1)
     if detection.box is not None:

@@ -58,6 +58,8 @@ def test_plot_detections_on_another_size_photo_raises(photo, detections):
     fig, ax = plt.subplots()
     with pytest.raises(ValueError, match=WRONG_PHOTO.format("detections")):
         helpers.show_detection(ax, turned, detections[0])
+    with pytest.raises(TypeError, match=r"detection must be a Detection \(one of detect's results\), got list"):
+        helpers.show_detection(ax, photo, detections)
     plt.close(fig)
 
 
