@@ -1484,14 +1484,13 @@ def _check_photo_size(photo: Image.Image, size: Sequence[int], results: str) -> 
         )
 
 
-def _check_detections(detections: object, photo: Image.Image) -> list[Detection]:
+def _check_detections(detections: object, photo: Image.Image) -> None:
     """A non-empty list of one photo's detections, made at the photo's size."""
     if not isinstance(detections, Sequence) or not detections or not all(isinstance(d, Detection) for d in detections):
         batch = "a batch result: draw one photo at a time, plot_detections(photos[i], detections[i])"
         raise ValueError(f"detections must be a non-empty list of Detection, one photo's ({batch})")
     for detection in detections:
         _check_photo_size(photo, detection.image_size, "detections")
-    return list(detections)
 
 
 @contextlib.contextmanager
@@ -1589,7 +1588,7 @@ def plot_detections(image: ImageInput, detections: Sequence[Detection], columns:
     """A grid of :func:`show_detection` panels (rank, class name, probability, box) with one shared
     colour bar for all heatmaps (every map is in [0, 1]). ``detections``: one photo's, made on ``image``."""
     photo = _as_image(image)
-    detections = _check_detections(detections, photo)
+    _check_detections(detections, photo)
     columns = check_int(columns, "columns", meaning="panels per row")
     size = check_real(size, "size", positive=True, meaning="inches per panel")
     rows = math.ceil(len(detections) / columns)
