@@ -64,7 +64,8 @@ __all__ = [  # noqa: RUF022 (in the sheet's order) the API a user calls; constan
 # ==== Constants =====================================================================================================
 
 Box = tuple[float, float, float, float]
-ImageInput = Image.Image | str | os.PathLike
+#: A photo: a PIL image, a path, numpy ``[H, W, 3]``, a tensor ``[3, H, W]`` or ``[H, W]`` (uint8, or float in [0, 1])
+ImageInput = Image.Image | np.ndarray | Tensor | str | os.PathLike
 #: How the classes of a photo are chosen when none are given: the top-k classes, or a function of the probabilities
 #: ``[B, C]`` giving the class indices per photo (e.g. the best member of each of the top-k groups).
 TopK = int | Callable[[Tensor], list[list[int]]]
@@ -552,13 +553,13 @@ def _class_maps(
     """What detect, segment and grad_cams share: their arguments checked, then the maps of ``method`` (Grad-CAM or
     CAM) over the test-time views for ``class_indices``, else the top-``topk`` classes (with ``groups``: the best
     member of each of the top-``topk`` groups)."""
-    topk = check_topk(topk, len(loaded.categories))
+    limit = len(loaded.categories) if groups is None else len(groups.group_of.unique())
+    topk = check_topk(topk, limit, "" if groups is None else "with groups: at most the number of groups")
     is_batch, photos, targets = _batch_arguments(image, class_indices, len(loaded.categories))
     sizes = _check_input_sizes(input_sizes)
+    flip = check_bool(flip, "flip")
     chooser = topk if groups is None else _grouped_targets(groups, topk)
-    probabilities, targets, maps = _averaged_maps(
-        method, loaded, photos, targets, chooser, sizes, bool(flip), renormalize
-    )
+    probabilities, targets, maps = _averaged_maps(method, loaded, photos, targets, chooser, sizes, flip, renormalize)
     return _ClassMaps(is_batch, photos, probabilities, targets, maps)
 
 
@@ -590,7 +591,7 @@ def detect(
     input_sizes: int | Sequence[int] = DEFAULT_INPUT_SIZES, flip: bool = DEFAULT_FLIP,
     groups: ClassGroups | None = None, instance_threshold: float | None = None
 ) -> list[Detection] | list[list[Detection]]:
-    """Grad-CAM detections of the top-``topk`` classes (or of ``class_indices``), in rank order.
+    """Grad-CAM detections of the top-``topk`` classes (or of ``class_indices``, each class once), in rank order.
 
     The classes and their probabilities come from one plain 224 view; the maps from the views ``input_sizes`` x
     ``flip`` (default: one 320 detail view; ``input_sizes=224`` is the sheet's recipe; see :func:`_averaged_maps`).
@@ -766,7 +767,7 @@ def segment(
     input_sizes: int | Sequence[int] = DEFAULT_INPUT_SIZES, flip: bool = DEFAULT_FLIP,
     groups: ClassGroups | None = None, refine: bool | CRFSettings = DEFAULT_REFINE
 ) -> Segmentation | list[Segmentation]:
-    """CAM segmentation of the top-``topk`` classes (or of ``class_indices``).
+    """CAM segmentation of the top-``topk`` classes (or of ``class_indices``, each class once).
 
     Raw CAMs ``M_c`` ``[k, h, w]`` from the views ``input_sizes`` x ``flip`` (default: one 320 detail view, 20x20 with
     the dilated last stage; ``input_sizes=224`` is the sheet's recipe; classes and probabilities always from one 224
@@ -1449,19 +1450,60 @@ def refine_label_maps(
 # ==== Drawing (Task 1.4 and 2.5) and comparing maps and boxes =======================================================
 
 _COLORBAR_LABEL = "Grad-CAM (fraction of max)"
+_PLASTIC_3 = 1.2207440846057594  # the root of x**4 = x + 1: Roberts' R3 quasirandom sequence steps by its powers
 
 
 def class_colors(count: int) -> list[tuple[int, int, int]]:
-    """``count`` distinguishable RGB colours, fixed by rank (tab10 order)."""
+    """``count`` distinct RGB colours, fixed by rank: tab10's 10 colours, then tab20's 10 lighter shades of them, then
+    (HSV) hue, saturation and value in [0.5, 1] from Roberts' R3 quasirandom sequence, distinct up to 100000."""
     from matplotlib import colormaps
+    from matplotlib.colors import hsv_to_rgb
 
-    palette = colormaps["tab10"].colors
-    return [tuple(round(255 * v) for v in palette[i % len(palette)]) for i in range(count)]
+    count = check_int(count, "count", 0)
+    tab20 = colormaps["tab20"].colors
+    palette = [*tab20[0::2], *tab20[1::2]]  # tab20's even entries are tab10's colours
+    n = np.arange(1, max(0, count - len(palette)) + 1)
+    hue, saturation, value = (n[:, None] / _PLASTIC_3 ** np.arange(1, 4) % 1).T
+    generated = hsv_to_rgb(np.stack([hue, 0.5 + saturation / 2, 0.5 + value / 2], axis=1))
+    rgb = np.round(255 * np.concatenate([palette, generated])[:count]).astype(int)
+    return [tuple(row) for row in rgb.tolist()]
 
 
 def _image_tensor(image: ImageInput) -> Tensor:
     """RGB photo as uint8 ``[3, H, W]``."""
     return torch.from_numpy(np.array(_as_image(image), dtype=np.uint8)).permute(2, 0, 1).contiguous()
+
+
+def _check_photo_size(photo: Image.Image, size: Sequence[int], results: str) -> None:
+    """The photo drawn on must be the one the results (at ``size`` = (H, W)) were made for."""
+    if (photo.height, photo.width) != tuple(size):
+        raise ValueError(
+            f"image is {photo.height}x{photo.width} (H x W) but the {results} are for a {size[0]}x{size[1]} photo: draw"
+            " on the photo you analysed (a file: load it with helpers.load_image, which applies EXIF rotation, as"
+            " detect and segment do)"
+        )
+
+
+def _check_detections(detections: object, photo: Image.Image) -> None:
+    """A non-empty list of one photo's detections, made at the photo's size."""
+    if not isinstance(detections, Sequence) or not detections or not all(isinstance(d, Detection) for d in detections):
+        batch = "a batch result: draw one photo at a time, plot_detections(photos[i], detections[i])"
+        raise ValueError(f"detections must be a non-empty list of Detection, one photo's ({batch})")
+    for detection in detections:
+        _check_photo_size(photo, detection.image_size, "detections")
+
+
+@contextlib.contextmanager
+def _figure(*args, **kwargs):
+    """``plt.subplots(*args, **kwargs)`` -> (figure, axes); the figure is closed if drawing on it fails."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(*args, **kwargs)
+    try:
+        yield fig, axes
+    except BaseException:
+        plt.close(fig)
+        raise
 
 
 def blend_segmentation(image: ImageInput, seg: Segmentation, alpha: float = 0.5) -> np.ndarray:
@@ -1470,9 +1512,9 @@ def blend_segmentation(image: ImageInput, seg: Segmentation, alpha: float = 0.5)
     from torchvision.utils import draw_segmentation_masks
 
     alpha = check_fraction(alpha, "alpha", meaning="the colour's weight")
-    photo = _image_tensor(image)
-    if tuple(photo.shape[1:]) != seg.label_map.shape:
-        raise ValueError(f"image is {tuple(photo.shape[1:])} (H, W) but the segmentation is {seg.label_map.shape}")
+    photo = _as_image(image)
+    _check_photo_size(photo, seg.label_map.shape, "segmentation's labels")
+    photo = _image_tensor(photo)
     labels = torch.from_numpy(seg.label_map)
     masks = torch.stack([labels == c for c, _, _ in seg.classes])
     blended = draw_segmentation_masks(photo, masks, alpha=float(alpha), colors=class_colors(len(seg.classes)))
@@ -1482,17 +1524,26 @@ def blend_segmentation(image: ImageInput, seg: Segmentation, alpha: float = 0.5)
 
 
 def draw_boxes(
-    image: ImageInput, boxes: Sequence[Box], labels: Sequence[str] | None = None, colors="red", width: int = 3
+    image: ImageInput, boxes: Sequence[Box | None] | np.ndarray | Tensor, labels: Sequence[str] | None = None,
+    colors="red", width: int = 3
 ) -> np.ndarray:
-    """Boxes drawn on the photo with torchvision's ``draw_bounding_boxes``: ``[H, W, 3]`` uint8."""
+    """Boxes drawn on the photo with torchvision's ``draw_bounding_boxes``: ``[H, W, 3]`` uint8. ``boxes``: ``[n, 4]``
+    (a list, a numpy array or a tensor); a ``None`` box (a detection without one) is skipped with its label and, when
+    ``colors`` is a list, its colour."""
     from torchvision.utils import draw_bounding_boxes
 
     photo = _image_tensor(image)
-    if not boxes:
+    kept = [i for i, box in enumerate(boxes) if box is not None]
+    rows = [torch.as_tensor(boxes[i], dtype=torch.float32, device="cpu") for i in kept]
+    if any(row.shape != (4,) for row in rows):
+        raise ValueError("boxes must be [n, 4]: one (x0, y0, x1, y1) per box (or None)")
+    if not rows:
         return photo.permute(1, 2, 0).numpy()
     # draw_bounding_boxes draws inclusive pixel coordinates; our x1, y1 are exclusive.
-    tensor = torch.tensor(boxes, dtype=torch.float32) - torch.tensor([0, 0, 1, 1])
-    drawn = draw_bounding_boxes(photo, tensor, labels=list(labels) if labels else None, colors=colors, width=width)
+    tensor = torch.stack(rows) - torch.tensor([0, 0, 1, 1])
+    labels = [labels[i] for i in kept] if labels else None
+    colors = [colors[i] for i in kept] if isinstance(colors, list) else colors
+    drawn = draw_bounding_boxes(photo, tensor, labels=labels, colors=colors, width=width)
     return drawn.permute(1, 2, 0).numpy()
 
 
@@ -1519,6 +1570,9 @@ def show_detection(ax, image: ImageInput, detection: Detection, title: str | Non
     """Photo, heatmap overlay (jet, optional colour bar) and the box (white with a black rim) on one
     matplotlib axis; returns the overlay's image for a shared colour bar."""
     photo = _as_image(image)
+    if not isinstance(detection, Detection):
+        raise TypeError(f"detection must be a Detection (one of detect's results), got {type(detection).__name__}")
+    _check_photo_size(photo, detection.image_size, "detections")
     ax.imshow(photo)
     overlay = ax.imshow(detection.heatmap, cmap="jet", alpha=0.45, vmin=0, vmax=1)
     if detection.box is not None:
@@ -1532,22 +1586,21 @@ def show_detection(ax, image: ImageInput, detection: Detection, title: str | Non
 
 def plot_detections(image: ImageInput, detections: Sequence[Detection], columns: int = 5, size: float = 3.2):
     """A grid of :func:`show_detection` panels (rank, class name, probability, box) with one shared
-    colour bar for all heatmaps (every map is in [0, 1])."""
-    import matplotlib.pyplot as plt
-
-    if not detections:
-        raise ValueError("detections must hold at least one Detection")
+    colour bar for all heatmaps (every map is in [0, 1]). ``detections``: one photo's, made on ``image``."""
     photo = _as_image(image)
+    _check_detections(detections, photo)
+    columns = check_int(columns, "columns", meaning="panels per row")
+    size = check_real(size, "size", positive=True, meaning="inches per panel")
     rows = math.ceil(len(detections) / columns)
     figsize = (size * columns + 0.8, size * rows * photo.height / photo.width + 0.6)
-    fig, axes = plt.subplots(rows, columns, figsize=figsize, squeeze=False)
-    axes = axes.ravel()
-    for rank, (ax, det) in enumerate(zip(axes[: len(detections)], detections, strict=True), start=1):
-        title = f"#{rank} {det.label} ({format_probability(det.score)})"
-        overlay = show_detection(ax, photo, det, title=title, colorbar=False)
-    for ax in axes[len(detections) :]:
-        ax.axis("off")
-    fig.colorbar(overlay, ax=axes.tolist(), fraction=0.02, pad=0.01, label=_COLORBAR_LABEL)
+    with _figure(rows, columns, figsize=figsize, squeeze=False) as (fig, axes):
+        axes = axes.ravel()
+        for rank, (ax, det) in enumerate(zip(axes[: len(detections)], detections, strict=True), start=1):
+            title = f"#{rank} {det.label} ({format_probability(det.score)})"
+            overlay = show_detection(ax, photo, det, title=title, colorbar=False)
+        for ax in axes[len(detections) :]:
+            ax.axis("off")
+        fig.colorbar(overlay, ax=axes.tolist(), fraction=0.02, pad=0.01, label=_COLORBAR_LABEL)
     return fig
 
 
@@ -1566,22 +1619,19 @@ def segmentation_legend(ax, seg: Segmentation) -> None:
 
 def plot_segmentation(image: ImageInput, seg: Segmentation, alpha: float = 0.5, size: float = 4.0):
     """Photo | label map (background white) | blend, each class in its colour, with a legend below."""
-    import matplotlib.pyplot as plt
-
     photo = _as_image(image)
-    colors = np.array(class_colors(len(seg.classes)), dtype=np.uint8)
-    label_rgb = np.full((*seg.label_map.shape, 3), 255, dtype=np.uint8)
-    for i, (c, _, _) in enumerate(seg.classes):
-        label_rgb[seg.label_map == c] = colors[i]
-    fig, axes = plt.subplots(1, 3, figsize=(3 * size, size * photo.height / photo.width + 0.9))
-    pictures = (photo, label_rgb, blend_segmentation(photo, seg, alpha))
-    titles = ("photo", "label map (white: background)", f"blend (alpha={alpha})")
-    for ax, picture, title in zip(axes, pictures, titles, strict=True):
-        ax.imshow(picture)
-        ax.set_title(title, fontsize=10)
-        ax.axis("off")
-    segmentation_legend(axes[1], seg)
-    fig.tight_layout()
+    blended = blend_segmentation(photo, seg, alpha)
+    size = check_real(size, "size", positive=True, meaning="inches per panel")
+    label_rgb = blend_segmentation(Image.new("RGB", photo.size, "white"), seg, alpha=1.0)
+    with _figure(1, 3, figsize=(3 * size, size * photo.height / photo.width + 0.9)) as (fig, axes):
+        pictures = (photo, label_rgb, blended)
+        titles = ("photo", "label map (white: background)", f"blend (alpha={alpha})")
+        for ax, picture, title in zip(axes, pictures, titles, strict=True):
+            ax.imshow(picture)
+            ax.set_title(title, fontsize=10)
+            ax.axis("off")
+        segmentation_legend(axes[1], seg)
+        fig.tight_layout()
     return fig
 
 
@@ -1680,20 +1730,30 @@ def check_real(value: object, name: str, *, positive: bool = False, meaning: str
 def check_class_indices(
     class_indices: object, num_classes: int = NUM_CLASSES, name: str = "class_indices"
 ) -> list[int]:
-    """A non-empty sequence of ints in ``[0, num_classes)`` as a list, else TypeError/ValueError."""
-    if isinstance(class_indices, Tensor):
-        class_indices = class_indices.tolist() if class_indices.ndim == 1 else class_indices
-    if isinstance(class_indices, (str, bytes)) or not isinstance(class_indices, (Sequence, np.ndarray)):
+    """A non-empty sequence (or integer array) of distinct ints in ``[0, num_classes)`` as a list, else
+    TypeError/ValueError. A class listed twice is refused: each class has one map, one colour and one legend entry."""
+    class_indices = _int_list(class_indices)
+    if isinstance(class_indices, (str, bytes)) or not isinstance(class_indices, Sequence):
         got = type(class_indices).__name__
         raise TypeError(f"{name} must be a sequence of ints in [0, {num_classes - 1}], got {got}")
     if len(class_indices) == 0:
         raise ValueError(f"{name} must not be empty: give at least one class index in [0, {num_classes - 1}]")
-    return [check_int(value, f"each entry of {name}", 0, num_classes - 1) for value in class_indices]
+    classes = [check_int(value, f"each entry of {name}", 0, num_classes - 1) for value in class_indices]
+    if len(set(classes)) < len(classes):
+        raise ValueError(f"{name} must list each class once, got {classes}")
+    return classes
 
 
-def check_topk(topk: object, num_classes: int = NUM_CLASSES) -> int:
-    """How many classes: an int in ``[1, num_classes]``."""
-    return check_int(topk, "topk", 1, num_classes)
+def check_topk(topk: object, num_classes: int = NUM_CLASSES, meaning: str = "") -> int:
+    """How many classes (or groups): an int in ``[1, num_classes]``."""
+    return check_int(topk, "topk", 1, num_classes, meaning)
+
+
+def check_bool(value: object, name: str) -> bool:
+    """True or False (a numpy bool too) -> ``bool``; TypeError for anything else (``"no"``, 0, None)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r} ({type(value).__name__})")
+    return bool(value)
 
 
 def check_threshold(threshold: object, name: str = "threshold") -> float:
@@ -1706,8 +1766,13 @@ def _threshold_or(threshold: object, default: float, name: str = "threshold") ->
     return default if threshold is None else check_threshold(threshold, name)
 
 
+def _int_list(values: object) -> object:
+    """A numpy array or tensor of one or more dimensions as (nested) Python lists; anything else as it is."""
+    return values.tolist() if isinstance(values, (np.ndarray, Tensor)) and values.ndim >= 1 else values
+
+
 def _check_input_sizes(input_sizes: object) -> tuple[int, ...]:
-    sizes = (input_sizes,) if _is_int(input_sizes) else input_sizes
+    sizes = (input_sizes,) if _is_int(input_sizes) else _int_list(input_sizes)
     if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence) or not sizes:
         raise TypeError(f"input_sizes must be an int or a non-empty sequence of ints >= 32, got {input_sizes!r}")
     if not all(_is_int(s) and int(s) >= 32 for s in sizes):
@@ -1750,11 +1815,12 @@ def _batch_arguments(
     is_batch = isinstance(images, (list, tuple))
     photos = [_as_image(im) for im in images] if is_batch else [_as_image(images)]
     if is_batch and not photos:
-        raise ValueError("images must not be an empty list: give at least one photo")
+        raise ValueError("image must not be an empty list: give a photo or a list of photos")
     if class_indices is None:
         return is_batch, photos, None
     if not is_batch:
         return is_batch, photos, [check_class_indices(class_indices, num_classes)]
+    class_indices = _int_list(class_indices)
     if isinstance(class_indices, (str, bytes)) or not isinstance(class_indices, Sequence):
         got = type(class_indices).__name__
         raise TypeError(f"class_indices for a list of photos must be one list of class indices per photo, got {got}")
@@ -1766,7 +1832,9 @@ def _batch_arguments(
 
 
 def load_image(path: str | os.PathLike) -> Image.Image:
-    """Open a photo as RGB, upright (EXIF orientation applied). Errors name the file."""
+    """Open a photo file as RGB, upright (EXIF orientation applied). Errors name the file."""
+    if "://" in str(path):
+        raise ValueError(f"load_image reads files, not URLs: download {str(path)!r} first and pass the file's path")
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No image file at {str(path)!r}")
@@ -1778,11 +1846,15 @@ def load_image(path: str | os.PathLike) -> Image.Image:
         raise ValueError(f"{str(path)!r} is not a readable image: {err}") from err
 
 
-def to_rgb(image: Image.Image) -> Image.Image:
+def to_rgb(image: Image.Image | np.ndarray | Tensor) -> Image.Image:
     """Any PIL mode to 8-bit RGB: transparency is composited on white, 16/32-bit greyscale is
-    rescaled from its full range (``I;16`` 0..65535 -> 0..255), CMYK/YCbCr/P are converted."""
+    rescaled from its full range (``I;16`` 0..65535 -> 0..255), CMYK/YCbCr/P are converted. Arrays: see
+    :func:`_array_image`."""
+    if isinstance(image, (np.ndarray, Tensor)):
+        image = _array_image(image)
     if not isinstance(image, Image.Image):
-        raise TypeError(f"image must be a PIL.Image.Image, got {type(image).__name__}")
+        expected = "a PIL image, a file path, a numpy array [H, W, 3] or a tensor [3, H, W]"
+        raise TypeError(f"image must be a photo ({expected}), got {type(image).__name__}")
     if image.width < 1 or image.height < 1:
         raise ValueError(f"image must have at least 1x1 pixels, got {image.width}x{image.height}")
     if image.mode == "RGB":
@@ -1803,3 +1875,22 @@ def _as_image(image: ImageInput) -> Image.Image:
     if isinstance(image, (str, os.PathLike)):
         return load_image(image)
     return to_rgb(image)
+
+
+def _array_image(array: np.ndarray | Tensor) -> Image.Image:
+    """A photo given as an array -> a PIL image: numpy ``[H, W, 3]`` (as ``np.asarray(photo)``) or a tensor
+    ``[3, H, W]`` (as ``to_tensor(photo)``), or ``[H, W]`` greyscale; uint8, or any other type with values in [0, 1]
+    (x 255, rounded)."""
+    shape = list(array.shape)
+    if isinstance(array, Tensor):
+        array = array.detach().cpu()
+        array = (array.float() if array.is_floating_point() else array).numpy()
+        array = np.moveaxis(array, 0, -1) if array.ndim == 3 else array
+    if array.ndim not in (2, 3) or array.shape[2:] not in ((), (3,)):
+        expected = "numpy [H, W, 3], a tensor [3, H, W] or [H, W] greyscale (a batch: a list of photos)"
+        raise ValueError(f"image as an array must be {expected}, got shape {shape}")
+    values = array.astype(np.float64) * (1 if array.dtype == np.uint8 else 255)
+    if not np.all((values >= 0) & (values <= 255)):
+        got = f"{array.dtype} values outside [0, 1]"
+        raise ValueError(f"image as an array must be uint8, or float in [0, 1] (0..255 values: as uint8), got {got}")
+    return Image.fromarray(np.round(values).astype(np.uint8))

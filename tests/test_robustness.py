@@ -512,7 +512,7 @@ def test_empty_photo_list_raises(lite, call):
 
 @pytest.mark.parametrize("function", [helpers.detect, helpers.segment])
 def test_empty_photo_list_without_classes_raises(lite, function):
-    with pytest.raises(ValueError, match="images"):
+    with pytest.raises(ValueError, match="image must not be an empty list"):
         function(lite, [])
 
 
