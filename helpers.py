@@ -401,7 +401,7 @@ class LayerRecorder:
         if not (self.record_gradients and torch.is_grad_enabled()):
             self.activations = output
             return None
-        if output.requires_grad and _follows_a_non_parameter(output):
+        if output.requires_grad and _cuts_a_gradient(output, self.activations):
             warnings.warn(
                 f"LayerRecorder({type(self.layer).__name__}) stops the backward pass at its layer: a tensor before it "
                 "that requires grad (an earlier LayerRecorder's activation, or an input) gets no gradient. Record "
@@ -416,18 +416,17 @@ class LayerRecorder:
         self.gradients = grad
 
 
-def _follows_a_non_parameter(output: Tensor) -> bool:
-    """Whether ``output`` is, or is computed from, a leaf tensor that requires grad and is not an ``nn.Parameter``."""
-    seen, stack = set(), [output.grad_fn]
+def _cuts_a_gradient(output: Tensor, own: Tensor | None) -> bool:
+    """Whether ``output`` (requiring grad) is, or is computed from, a leaf that requires grad and is neither an
+    ``nn.Parameter`` nor ``own`` (the recorder's earlier activation of the same layer, for a layer that runs twice)."""
+    leaves, seen, stack = [output], set(), [output.grad_fn]
     while stack:
         node = stack.pop()
-        if node is None or node in seen:
-            continue
-        seen.add(node)
-        if not isinstance(getattr(node, "variable", None), (nn.Parameter, type(None))):
-            return True
-        stack.extend(after for after, _ in node.next_functions)
-    return output.grad_fn is None and not isinstance(output, nn.Parameter)
+        if node is not None and node not in seen:
+            seen.add(node)
+            leaves.append(getattr(node, "variable", None))
+            stack.extend(after for after, _ in node.next_functions)
+    return any(t is not None and t is not own and t.is_leaf and not isinstance(t, nn.Parameter) for t in leaves)
 
 
 class ActivationRecorder(LayerRecorder):
