@@ -353,11 +353,10 @@ class LayerRecorder:
     ``activations``: the layer's output ``[B, K, h, w]``; ``gradients``: d(backpropagated quantity)/d(activations), same
     shape, set when a backward pass reaches the layer. With ``gradients=True`` the recorded activation becomes a leaf of
     the autograd graph (``output.detach().requires_grad_()``, the same values): a backward pass stops there, so no
-    parameter's ``.grad`` is ever set, and a tensor before the layer that requires grad (an earlier recorder's
-    activation, an input) gets no gradient through it: a ``UserWarning`` says so. ``calls`` counts how often the layer
-    ran (a layer that runs twice per forward is ambiguous). Only the passes of the thread that entered the block are
-    recorded; other threads' passes run unchanged. Each ``with`` block starts afresh (``activations``, ``gradients``,
-    ``calls`` reset); every hook is removed on exit, also when the block raises.
+    parameter's ``.grad`` is ever set, nor any tensor's before the layer (a ``UserWarning`` says when one requires grad:
+    an earlier recorder's activation, an input). ``calls`` counts how often the layer ran (a layer that runs twice per
+    forward is ambiguous). Only the thread that entered the block is recorded; other threads' passes run unchanged.
+    Each ``with`` block starts afresh; every hook is removed on exit, also when the block raises.
     """
 
     def __init__(self, layer: nn.Module, *, gradients: bool = True) -> None:
@@ -380,11 +379,7 @@ class LayerRecorder:
         return self
 
     def __exit__(self, *exc_info) -> None:
-        self.remove()
-
-    def remove(self) -> None:
-        """Remove every hook this recorder placed (idempotent)."""
-        while self._handles:
+        while self._handles:  # every hook this recorder placed
             self._handles.pop().remove()
 
     def check_single_call(self) -> None:
@@ -402,11 +397,10 @@ class LayerRecorder:
             self.activations = output
             return None
         if output.requires_grad and _cuts_a_gradient(output, self.activations):
-            warnings.warn(
-                f"LayerRecorder({type(self.layer).__name__}) stops the backward pass at its layer: a tensor before it "
-                "that requires grad (an earlier LayerRecorder's activation, or an input) gets no gradient. Record "
-                "the earlier layer in a pass of its own, or with gradients=False.", stacklevel=2
-            )
+            warnings.warn(f"LayerRecorder({type(self.layer).__name__}) stops the backward pass at its layer: a tensor "
+                          "before it that requires grad (an earlier LayerRecorder's activation, or an input) gets no "
+                          "gradient. Record the earlier layer in a pass of its own, or with gradients=False.",
+                          stacklevel=2)
         leaf = output.detach().requires_grad_()
         self.activations = leaf
         self._handles.append(leaf.register_hook(self._save_gradient))
@@ -540,19 +534,15 @@ def _forward_grad_cams(
     seeds = torch.zeros(k, *logits.shape, dtype=logits.dtype, device=logits.device)
     for b, classes in enumerate(targets):
         seeds[torch.arange(len(classes)), b, torch.tensor(classes)] = 1
-    gradients = _seeded_gradients(logits, recorder.activations, seeds)
+    if torch.is_anomaly_enabled() and torch.is_anomaly_check_nan_enabled():  # its NaN check cannot be vmapped
+        one_by_one = [torch.autograd.grad(logits, recorder.activations, seed, retain_graph=True) for seed in seeds]
+        gradients = torch.stack([gradient for (gradient,) in one_by_one])
+    else:
+        (gradients,) = torch.autograd.grad(logits, recorder.activations, grad_outputs=seeds, is_grads_batched=True)
     slot = torch.tensor([j for t in targets for j in range(len(t))], device=batch.device)
     photo_of = torch.tensor([b for b, t in enumerate(targets) for _ in t], device=batch.device)
     cams = calculate_grad_cam(recorder.activations.detach()[photo_of], gradients[slot, photo_of])
     return probabilities, [list(t) for t in targets], list(cams.split([len(t) for t in targets]))
-
-
-def _seeded_gradients(output: Tensor, leaf: Tensor, seeds: Tensor) -> Tensor:
-    """``d(seeds[j] . output)/d(leaf)`` for each seed j: ``[k, *output.shape]`` -> ``[k, *leaf.shape]``, one vmapped
-    backward pass; one pass per seed under anomaly detection, whose NaN check has no batching rule."""
-    if torch.is_anomaly_enabled() and torch.is_anomaly_check_nan_enabled():
-        return torch.stack([torch.autograd.grad(output, leaf, seed, retain_graph=True)[0] for seed in seeds])
-    return torch.autograd.grad(output, leaf, grad_outputs=seeds, is_grads_batched=True)[0]
 
 
 def grad_cams(
@@ -771,8 +761,7 @@ def cams_to_masks(cams: Tensor, threshold: float = DEFAULT_MASK_THRESHOLD) -> Te
 
 
 def _label_dtype(class_indices: Sequence[int]) -> torch.dtype:
-    """The integer type of label maps: int16 while it holds -1 and every class index (indices up to 32767, so any
-    ImageNet-1k map), else int32."""
+    """The label maps' integer type: int16 while it holds every class index (up to 32767; ImageNet-1k), else int32."""
     return torch.int16 if max(class_indices, default=0) <= torch.iinfo(torch.int16).max else torch.int32
 
 
@@ -950,8 +939,8 @@ def _batch(loaded: LoadedModel, photos: Sequence[Image.Image], size: int) -> Ten
     return batch.to(loaded.device, loaded.classifier.weight.dtype)
 
 
-#: Per model: how many calls are inside :func:`_plain_passes`, and the ``training`` flags to restore after the last.
-_EVALUATING: weakref.WeakKeyDictionary[nn.Module, tuple[int, list]] = weakref.WeakKeyDictionary()
+#: Per model inside :func:`_plain_passes`: [how many calls, each module's ``training`` flag to restore after the last].
+_EVALUATING: weakref.WeakKeyDictionary[nn.Module, list] = weakref.WeakKeyDictionary()
 _EVALUATING_LOCK = threading.Lock()
 
 
@@ -960,21 +949,19 @@ def _plain_passes(loaded: LoadedModel) -> Iterator[None]:
     """The state of every pass of detect, segment and grad_cams, whatever the caller's: outside ``inference_mode``,
     autocast off, every module in eval mode. Concurrent calls share the eval mode: the first one in stores each
     module's ``training`` flag, the last one out restores it (also on errors). ``requires_grad`` is never changed."""
-    model = loaded.model
     with _EVALUATING_LOCK:
-        count, flags = _EVALUATING.get(model, (0, [(module, module.training) for module in model.modules()]))
-        _EVALUATING[model] = (count + 1, flags)
-        model.eval()
+        entry = _EVALUATING.setdefault(loaded.model, [0, [(m, m.training) for m in loaded.model.modules()]])
+        entry[0] += 1
+        loaded.model.eval()
     try:
         with torch.inference_mode(False), torch.autocast(loaded.device.type, enabled=False):
             yield
     finally:
         with _EVALUATING_LOCK:
-            count, flags = _EVALUATING.pop(model)
-            if count > 1:
-                _EVALUATING[model] = (count - 1, flags)
-            else:
-                for module, training in flags:
+            entry[0] -= 1
+            if entry[0] == 0:
+                del _EVALUATING[loaded.model]
+                for module, training in entry[1]:
                     module.training = training
 
 
@@ -1458,10 +1445,9 @@ def _refined_label_maps(
     photo: Image.Image, cams_low: Tensor, logits_low: Tensor, classes: Sequence[int], thresholds: Sequence[float],
     settings: CRFSettings
 ) -> list[np.ndarray]:
-    """The CRF's label maps of one photo (``H x W``), one per mask threshold: int16 numpy ``[H, W]``
-    (:func:`_label_dtype`), -1 background, else the class index. cams_low / logits_low ``[k, h, w]``; the CRF runs on
-    the CPU at ``settings.long_side``, autocast off, with the working colours and the lattice made once for all
-    thresholds."""
+    """The CRF's label maps of one photo (``H x W``), one per mask threshold: int16 numpy ``[H, W]``, -1 background,
+    else the class index. cams_low / logits_low ``[k, h, w]``; the CRF runs on the CPU at ``settings.long_side``
+    (autocast off), with the working colours and the lattice made once for all thresholds."""
     size = crf_working_size(photo.height, photo.width, settings.long_side)
     lut = torch.tensor([-1, *classes], dtype=_label_dtype(classes))
     maps = []
