@@ -30,9 +30,11 @@ import json
 import math
 import numbers
 import os
+import threading
 import warnings
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
 from pathlib import Path
 from typing import NamedTuple
@@ -352,8 +354,10 @@ class LayerRecorder:
     ``activations``: the layer's output ``[B, K, h, w]``; ``gradients``: d(backpropagated quantity)/d(activations), same
     shape, set when a backward pass reaches the layer. With ``gradients=True`` the recorded activation becomes a leaf of
     the autograd graph (``output.detach().requires_grad_()``, the same values): a backward pass stops there, so no
-    parameter's ``.grad`` is ever set. ``calls`` counts how often the layer ran (a layer that runs twice per forward is
-    ambiguous). Every hook is removed on exit, also when the block raises.
+    parameter's ``.grad`` is ever set, nor any tensor's before the layer (a ``UserWarning`` says when one requires grad:
+    an earlier recorder's activation, an input). ``calls`` counts how often the layer ran (a layer that runs twice per
+    forward is ambiguous). Only the thread that entered the block is recorded; other threads' passes run unchanged.
+    Each ``with`` block starts afresh; every hook is removed on exit, also when the block raises.
     """
 
     def __init__(self, layer: nn.Module, *, gradients: bool = True) -> None:
@@ -365,19 +369,18 @@ class LayerRecorder:
         self.gradients: Tensor | None = None
         self.calls = 0
         self._handles: list = []
+        self._thread: int | None = None
 
     def __enter__(self) -> LayerRecorder:
         if self._handles:
-            raise RuntimeError("this LayerRecorder is already active; use a new one per with-block")
+            raise RuntimeError("this LayerRecorder is already active; use a new one per nested with-block")
+        self.activations, self.gradients, self.calls = None, None, 0
+        self._thread = threading.get_ident()
         self._handles.append(self.layer.register_forward_hook(self._forward_hook))
         return self
 
     def __exit__(self, *exc_info) -> None:
-        self.remove()
-
-    def remove(self) -> None:
-        """Remove every hook this recorder placed (idempotent)."""
-        while self._handles:
+        while self._handles:  # every hook this recorder placed
             self._handles.pop().remove()
 
     def check_single_call(self) -> None:
@@ -386,12 +389,19 @@ class LayerRecorder:
             raise RuntimeError(f"the target layer ran {self.calls} times in one forward; hook a layer that runs once")
 
     def _forward_hook(self, _module: nn.Module, _inputs: tuple, output: object) -> Tensor | None:
+        if threading.get_ident() != self._thread:
+            return None
         if not isinstance(output, Tensor):
             raise TypeError(f"LayerRecorder needs a layer that returns a Tensor, got {type(output).__name__}")
         self.calls += 1
         if not (self.record_gradients and torch.is_grad_enabled()):
             self.activations = output
             return None
+        if output.requires_grad and _cuts_a_gradient(output, self.activations):
+            warnings.warn(f"LayerRecorder({type(self.layer).__name__}) stops the backward pass at its layer: a tensor "
+                          "before it that requires grad (an earlier LayerRecorder's activation, or an input) gets no "
+                          "gradient. Record the earlier layer in a pass of its own, or with gradients=False.",
+                          stacklevel=2)
         leaf = output.detach().requires_grad_()
         self.activations = leaf
         self._handles.append(leaf.register_hook(self._save_gradient))
@@ -399,6 +409,19 @@ class LayerRecorder:
 
     def _save_gradient(self, grad: Tensor) -> None:
         self.gradients = grad
+
+
+def _cuts_a_gradient(output: Tensor, own: Tensor | None) -> bool:
+    """Whether ``output`` (requiring grad) is, or is computed from, a leaf that requires grad and is neither an
+    ``nn.Parameter`` nor ``own`` (the recorder's earlier activation of the same layer, for a layer that runs twice)."""
+    leaves, seen, stack = [output], set(), [output.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is not None and node not in seen:
+            seen.add(node)
+            leaves.append(getattr(node, "variable", None))
+            stack.extend(after for after, _ in node.next_functions)
+    return any(t is not None and t is not own and t.is_leaf and not isinstance(t, nn.Parameter) for t in leaves)
 
 
 class ActivationRecorder(LayerRecorder):
@@ -512,7 +535,11 @@ def _forward_grad_cams(
     seeds = torch.zeros(k, *logits.shape, dtype=logits.dtype, device=logits.device)
     for b, classes in enumerate(targets):
         seeds[torch.arange(len(classes)), b, torch.tensor(classes)] = 1
-    (gradients,) = torch.autograd.grad(logits, recorder.activations, grad_outputs=seeds, is_grads_batched=True)
+    if torch.is_anomaly_enabled() and torch.is_anomaly_check_nan_enabled():  # its NaN check cannot be vmapped
+        one_by_one = [torch.autograd.grad(logits, recorder.activations, seed, retain_graph=True) for seed in seeds]
+        gradients = torch.stack([gradient for (gradient,) in one_by_one])
+    else:
+        (gradients,) = torch.autograd.grad(logits, recorder.activations, grad_outputs=seeds, is_grads_batched=True)
     slot = torch.tensor([j for t in targets for j in range(len(t))], device=batch.device)
     photo_of = torch.tensor([b for b, t in enumerate(targets) for _ in t], device=batch.device)
     cams = calculate_grad_cam(recorder.activations.detach()[photo_of], gradients[slot, photo_of])
@@ -563,12 +590,32 @@ def _class_maps(
     return _ClassMaps(is_batch, photos, probabilities, targets, maps)
 
 
-@dataclass(frozen=True)
-class Detection:
+class _Result:
+    """What Detection and Segmentation share. ``==`` compares every field, tensors and arrays by shape and values (so
+    ``in`` finds an equal result), and equal results hash alike. Values cached on access are not pickled."""
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return all(_same_field(getattr(self, f.name), getattr(other, f.name)) for f in fields(self))
+
+    def __getstate__(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def _same_field(a: object, b: object) -> bool:
+    if isinstance(a, Tensor | np.ndarray) or isinstance(b, Tensor | np.ndarray):
+        return type(a) is type(b) and a.shape == b.shape and bool((a == b).all())
+    return a == b
+
+
+@dataclass(frozen=True, eq=False)
+class Detection(_Result):
     """One class's detection. ``box``: the single box (the largest component of the map at the box threshold, see
     :func:`heatmap_to_bbox`); ``boxes``/``box_scores``: one box per instance (see :func:`cam_to_instances`), best first,
-    scored by the map's peak in the instance times ``score``. ``heatmap`` (``[H, W]`` float32 numpy, in [0, 1]) is made
-    at the photo's size on first access only; ``cam`` is the low-resolution map ``[h, w]``."""
+    scored by the map's peak in the instance times ``score``. ``heatmap`` (``[H, W]`` float32 numpy, in [0, 1],
+    read-only) is made at the photo's size on first access only; ``cam`` is the low-resolution map ``[h, w]``, the
+    detection's own. Detections compare by content (every field equal, ``cam`` by values)."""
 
     class_index: int
     label: str
@@ -580,9 +627,14 @@ class Detection:
     box_scores: tuple[float, ...] = ()
     rank: int | None = None  # how many classes the model finds more probable than class_index (0: the top-1)
 
+    def __hash__(self) -> int:
+        return hash((self.class_index, self.score, self.box))
+
     @cached_property
     def heatmap(self) -> np.ndarray:
-        return full_size_heatmaps(self.cam.unsqueeze(0), self.image_size)[0].cpu().numpy()
+        heatmap = full_size_heatmaps(self.cam.unsqueeze(0), self.image_size)[0].cpu().numpy()
+        heatmap.flags.writeable = False
+        return heatmap
 
 
 def detect(
@@ -625,7 +677,7 @@ def _detection(
     found = cam_to_instances(cam, size, instance_threshold)
     rank = int((probabilities > probabilities[c]).sum())
     boxes, scores = tuple(b for b, _ in found), tuple(peak * score for _, peak in found)
-    return Detection(c, label, score, box, cam, size, boxes, scores, rank)
+    return Detection(c, label, score, box, cam.clone(), size, boxes, scores, rank)
 
 
 def _label_and_score(
@@ -709,8 +761,13 @@ def cams_to_masks(cams: Tensor, threshold: float = DEFAULT_MASK_THRESHOLD) -> Te
     return (cams >= threshold * peak) & informative
 
 
+def _label_dtype(class_indices: Sequence[int]) -> torch.dtype:
+    """The label maps' integer type: int16 while it holds every class index (up to 32767; ImageNet-1k), else int32."""
+    return torch.int16 if max(class_indices, default=0) <= torch.iinfo(torch.int16).max else torch.int32
+
+
 def label_map_by_logit(masks: Tensor, pixel_logits: Tensor, class_indices: Sequence[int]) -> Tensor:
-    """One multi-class map from k class masks and their per-pixel logits -> int64 ``[H, W]``.
+    """One multi-class map from k class masks and their per-pixel logits -> ``[H, W]`` (:func:`_label_dtype`: int16).
 
     masks: bool ``[k, H, W]``; pixel_logits: ``[k, H, W]``, the per-pixel logit ``M_c(i, j) + b_c`` of each class (the
     FC layer read as a 1x1 convolution, as in FCN: its mean over the grid is the logit ``y^c``). A pixel in no mask is
@@ -727,14 +784,14 @@ def label_map_by_logit(masks: Tensor, pixel_logits: Tensor, class_indices: Seque
     if len(classes) != masks.shape[0]:
         raise ValueError(f"class_indices must have one entry per mask: {len(classes)} for {masks.shape[0]} masks")
     winner = pixel_logits.float().max(dim=0).indices  # first maximum on ties; much faster than argmax on CPU
-    labels = torch.tensor(classes, dtype=torch.int64, device=masks.device)[winner]
+    labels = torch.tensor(classes, dtype=_label_dtype(classes), device=masks.device)[winner]
     return torch.where(masks.any(dim=0), labels, torch.full_like(labels, -1))
 
 
 def plain_label_map(
     cams_low: Tensor, logits_low: Tensor, classes: Sequence[int], size: tuple[int, int], threshold: float
 ) -> np.ndarray:
-    """Normalised CAMs and per-pixel logits ``[k, h, w]`` -> label map ``[H, W]`` (int64 numpy):
+    """Normalised CAMs and per-pixel logits ``[k, h, w]`` -> label map ``[H, W]`` (int16 numpy):
     masks of the upsampled CAMs at ``threshold``, overlaps by the upsampled per-pixel logits."""
     masks = cams_to_masks(full_size_heatmaps(cams_low, size), threshold)
     return label_map_by_logit(masks, upsample_cams(logits_low, size), classes).cpu().numpy()
@@ -743,18 +800,22 @@ def plain_label_map(
 # ==== Task 2.4 and 2.5: segment =====================================================================================
 
 
-@dataclass(frozen=True)
-class Segmentation:
-    """A multi-class segmentation of one photo. ``label_map``: ``[H, W]`` int64 numpy, -1 for background, else the
-    ImageNet class index; ``classes``: (class_index, label, softmax score) per class, in rank order; ``cams_low``: the
-    normalised CAMs ``[k, h, w]`` (``cams``, ``[k, H, W]``, is made on access); ``logits_low``: the per-pixel logits
-    ``M_c + b_c`` ``[k, h, w]`` deciding overlaps; ``refined``: whether ``label_map`` is the CRF's or the plain map."""
+@dataclass(frozen=True, eq=False)
+class Segmentation(_Result):
+    """A multi-class segmentation of one photo. ``label_map``: ``[H, W]`` int16 numpy, -1 for background, else the
+    ImageNet class index (int32 for class indices above 32767); ``classes``: (class_index, label, softmax score) per
+    class, in rank order; ``cams_low``: the normalised CAMs ``[k, h, w]`` (``cams``, ``[k, H, W]``, is made on access);
+    ``logits_low``: the per-pixel logits ``M_c + b_c`` ``[k, h, w]`` deciding overlaps; ``refined``: whether
+    ``label_map`` is the CRF's or the plain map. They compare by content (every field equal, maps by values)."""
 
     label_map: np.ndarray
     classes: list[tuple[int, str, float]]
     cams_low: Tensor = field(repr=False)
     logits_low: Tensor = field(repr=False)
     refined: bool = False
+
+    def __hash__(self) -> int:
+        return hash((tuple(self.classes), self.label_map.shape))
 
     @cached_property
     def cams(self) -> Tensor:
@@ -853,27 +914,56 @@ def _averaged_maps(
     photo ``[k_b, h, w]``)."""
     views = [(size, mirrored) for size in input_sizes for mirrored in ((False, True) if flip else (False,))]
     probabilities, per_view = None, []
-    if views[0] != (INPUT_SIZE[0], False):  # a detail view: the classes still come from the classifier's own size
-        with torch.inference_mode():
-            probabilities = loaded.model(_batch(loaded, photos, INPUT_SIZE[0])).softmax(dim=1)
-        targets = _choose_targets(probabilities, topk) if targets is None else targets
-    for size, mirrored in views:
-        batch = _batch(loaded, photos, size)
-        p, targets, maps = method(loaded, batch.flip(-1) if mirrored else batch, targets, topk)
-        probabilities = p if probabilities is None else probabilities
-        per_view.append([m.flip(-1) for m in maps] if mirrored else maps)
-    if len(per_view) == 1:
-        return probabilities, targets, per_view[0]
-    grid = max((maps[0].shape[-2:] for maps in per_view), key=lambda hw: hw[0] * hw[1])
-    averaged = [
-        torch.stack([upsample_cams(view[b], grid) for view in per_view]).mean(dim=0) for b in range(len(photos))
-    ]
-    return probabilities, targets, [normalize_heatmap(a) for a in averaged] if renormalize else averaged
+    with _plain_passes(loaded):
+        if views[0] != (INPUT_SIZE[0], False):  # a detail view: the classes still come from the classifier's own size
+            with torch.inference_mode():
+                probabilities = loaded.model(_batch(loaded, photos, INPUT_SIZE[0])).softmax(dim=1)
+            targets = _choose_targets(probabilities, topk) if targets is None else targets
+        for size, mirrored in views:
+            batch = _batch(loaded, photos, size)
+            p, targets, maps = method(loaded, batch.flip(-1) if mirrored else batch, targets, topk)
+            probabilities = p if probabilities is None else probabilities
+            per_view.append([m.flip(-1) for m in maps] if mirrored else maps)
+        if len(per_view) == 1:
+            return probabilities, targets, per_view[0]
+        grid = max((maps[0].shape[-2:] for maps in per_view), key=lambda hw: hw[0] * hw[1])
+        averaged = [
+            torch.stack([upsample_cams(view[b], grid) for view in per_view]).mean(dim=0) for b in range(len(photos))
+        ]
+        return probabilities, targets, [normalize_heatmap(a) for a in averaged] if renormalize else averaged
 
 
 def _batch(loaded: LoadedModel, photos: Sequence[Image.Image], size: int) -> Tensor:
-    """The photos preprocessed at ``size`` x ``size``, ``[B, 3, size, size]`` on the model's device."""
-    return torch.cat([loaded.preprocess(photo, size) for photo in photos]).to(loaded.device)
+    """The photos preprocessed at ``size`` x ``size``, ``[B, 3, size, size]`` on the model's device, in the dtype of
+    its classifier's weights (whatever the default dtype)."""
+    batch = torch.cat([loaded.preprocess(photo, size) for photo in photos])
+    return batch.to(loaded.device, loaded.classifier.weight.dtype)
+
+
+#: Per model inside :func:`_plain_passes`: [how many calls, each module's ``training`` flag to restore after the last].
+_EVALUATING: weakref.WeakKeyDictionary[nn.Module, list] = weakref.WeakKeyDictionary()
+_EVALUATING_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _plain_passes(loaded: LoadedModel) -> Iterator[None]:
+    """The state of every pass of detect, segment and grad_cams, whatever the caller's: outside ``inference_mode``,
+    autocast off, every module in eval mode. Concurrent calls share the eval mode: the first one in stores each
+    module's ``training`` flag, the last one out restores it (also on errors). ``requires_grad`` is never changed."""
+    with _EVALUATING_LOCK:
+        entry = _EVALUATING.setdefault(loaded.model, [0, [(m, m.training) for m in loaded.model.modules()]])
+        entry[0] += 1
+        loaded.model.eval()
+    try:
+        with torch.inference_mode(False), torch.autocast(loaded.device.type, enabled=False):
+            yield
+    finally:
+        with _EVALUATING_LOCK:
+            entry[0] -= 1
+            if entry[0] == 0:
+                del _EVALUATING[loaded.model]
+                for module, training in entry[1]:
+                    module.training = training
 
 
 # ==== Beyond the sheet: class groups, distinct objects instead of near-synonyms (WordNet hypernyms) =================
@@ -1289,8 +1379,8 @@ def _build_lattice(features: Tensor) -> _Lattice:
     direction[torch.arange(d), torch.arange(d)] = d
     steps = torch.stack([direction, -direction], dim=1).reshape(2 * (d + 1), d)
     ids, neighbours = _lattice_ids(remainder0, rank, steps)
-    lattice = _Lattice(ids, weights, neighbours.view(d + 1, 2, -1), torch.ones(n, 1))
-    norm = lattice.raw_filter(torch.ones(n, 1)).clamp_min(1e-20)
+    lattice = _Lattice(ids, weights, neighbours.view(d + 1, 2, -1), weights.new_ones(n, 1))
+    norm = lattice.raw_filter(weights.new_ones(n, 1)).clamp_min(1e-20)
     return _Lattice(ids, weights, lattice.neighbours, norm)
 
 
@@ -1356,20 +1446,21 @@ def _refined_label_maps(
     photo: Image.Image, cams_low: Tensor, logits_low: Tensor, classes: Sequence[int], thresholds: Sequence[float],
     settings: CRFSettings
 ) -> list[np.ndarray]:
-    """The CRF's label maps of one photo (``H x W``), one per mask threshold: int64 numpy ``[H, W]``, -1 background,
-    else the class index. cams_low / logits_low ``[k, h, w]``; the CRF runs on the CPU at ``settings.long_side``,
-    with the working colours and the lattice made once for all thresholds."""
+    """The CRF's label maps of one photo (``H x W``), one per mask threshold: int16 numpy ``[H, W]``, -1 background,
+    else the class index. cams_low / logits_low ``[k, h, w]``; the CRF runs on the CPU at ``settings.long_side``
+    (autocast off), with the working colours and the lattice made once for all thresholds."""
     size = crf_working_size(photo.height, photo.width, settings.long_side)
-    colours = crf_colours(photo, size)
-    lattice = _crf_lattice(colours, settings)
-    cams, logits = cams_low.detach().cpu(), logits_low.detach().cpu()
-    lut = torch.tensor([-1, *classes], dtype=torch.int64)
+    lut = torch.tensor([-1, *classes], dtype=_label_dtype(classes))
     maps = []
-    for threshold in thresholds:
-        unaries = crf_unaries(cams, logits, size, threshold, settings.temperature)
-        q = _mean_field(unaries, colours, settings, lattice)
-        label_map = lut[upsampled_argmax(q, (photo.height, photo.width))].numpy()
-        maps.append(remove_specks(label_map, settings.min_region) if settings.min_region else label_map)
+    with torch.autocast("cpu", enabled=False):
+        colours = crf_colours(photo, size)
+        lattice = _crf_lattice(colours, settings)
+        cams, logits = cams_low.detach().cpu(), logits_low.detach().cpu()
+        for threshold in thresholds:
+            unaries = crf_unaries(cams, logits, size, threshold, settings.temperature)
+            q = _mean_field(unaries, colours, settings, lattice)
+            label_map = lut[upsampled_argmax(q, (photo.height, photo.width))].numpy()
+            maps.append(remove_specks(label_map, settings.min_region) if settings.min_region else label_map)
     return maps
 
 
@@ -1385,7 +1476,7 @@ def remove_specks(label_map: np.ndarray, min_fraction: float) -> np.ndarray:
     out = label_map.copy()
     if min_fraction == 0 or out.size == 0:
         return out
-    areas = np.bincount((label_map.ravel() + 1).clip(min=0))[1:]  # pixels per class index (background dropped)
+    areas = np.bincount(label_map[label_map >= 0])  # pixels per class index
     # Every island and every hole a class encloses lies inside the class's bounding box: work there only.
     boxes = {int(c): _mask_box(label_map == c) for c in np.flatnonzero(areas)}
     for c, box in boxes.items():
@@ -1416,7 +1507,7 @@ def refine_label_map(
     photo: ImageInput, seg: Segmentation, threshold: float | None = None, settings: CRFSettings | None = None
 ) -> np.ndarray:
     """The edge-following label map of a segmentation from its stored maps, with no new forward pass: what
-    ``segment(..., threshold=threshold, refine=settings)`` returns as ``label_map`` (int64 numpy ``[H, W]``, -1
+    ``segment(..., threshold=threshold, refine=settings)`` returns as ``label_map`` (int16 numpy ``[H, W]``, -1
     background, else the class index). photo: the segmented photo (any PIL mode, or a path), ``H x W``;
     threshold: the CRF's unary level (default :data:`DEFAULT_REFINED_MASK_THRESHOLD`); settings: default
     ``CRFSettings()``. With both pairwise weights 0, ``min_region`` 0 and a photo no larger than ``long_side`` it is

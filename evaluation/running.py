@@ -51,7 +51,7 @@ def photo_options(options: Mapping[str, object], photo: Image.Image) -> dict[str
 
 
 def relabel(seg: helpers.Segmentation, threshold: float) -> np.ndarray:
-    """The plain label map ``[H, W]`` (int64 numpy, -1 background, else the class index) of ``seg`` at another mask
+    """The plain label map ``[H, W]`` (int16 numpy, -1 background, else the class index) of ``seg`` at another mask
     ``threshold``, from its stored maps, no new forward pass: what ``helpers.segment(..., refine=False,
     threshold=threshold).label_map`` returns. Masks ``cams >= threshold * max`` of the upsampled, renormalised
     CAMs (``seg.cams``, :func:`helpers.cams_to_masks`), overlaps to the largest upsampled per-pixel logit

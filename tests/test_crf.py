@@ -293,7 +293,7 @@ def test_odd_photos_refine_at_the_working_resolution(name, monkeypatch):
     monkeypatch.setattr(helpers, "_mean_field", recording)
     seg = random_segmentation(photo.height, photo.width, classes=(3, 9), plain=False)
     labels = helpers.refine_label_map(photo, seg)
-    assert labels.shape == (photo.height, photo.width) and labels.dtype == np.int64
+    assert labels.shape == (photo.height, photo.width) and labels.dtype == np.int16
     assert set(np.unique(labels).tolist()) <= {-1, 3, 9}
     assert len(seen) == 1 and max(seen[0]) <= helpers.CRFSettings().long_side
 

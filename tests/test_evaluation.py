@@ -43,7 +43,7 @@ def test_relabel_is_segment_at_that_threshold(lite, chihuahua, threshold):
     seg = helpers.segment(lite, chihuahua, topk=3, refine=False)  # at helpers' default plain threshold
     expected = helpers.segment(lite, chihuahua, topk=3, refine=False, threshold=threshold).label_map
     relabelled = running.relabel(seg, threshold)
-    assert relabelled.dtype == np.int64 and relabelled.shape == (chihuahua.height, chihuahua.width)
+    assert relabelled.dtype == np.int16 and relabelled.shape == (chihuahua.height, chihuahua.width)
     np.testing.assert_array_equal(relabelled, expected)
     if threshold != helpers.DEFAULT_MASK_THRESHOLD:
         assert not np.array_equal(relabelled, seg.label_map)  # the threshold matters: not the stored map

@@ -243,7 +243,7 @@ def test_label_map_by_logit_hand_built():
         ]
     )
     label_map = helpers.label_map_by_logit(masks, logits, classes)
-    assert label_map.dtype == torch.int64
+    assert label_map.dtype == torch.int16
     assert torch.equal(label_map, expected)
     # Listing the classes in another order moves the ties, nothing else.
     reordered = helpers.label_map_by_logit(masks[[2, 1, 0]], logits[[2, 1, 0]], classes[::-1])
@@ -382,7 +382,7 @@ def test_segment_pet_photo(lite):
 
     seg = helpers.segment(lite, photo, refine=False)  # the sheet's plain masks, where the floor was measured
     label_map = seg.label_map
-    assert isinstance(label_map, np.ndarray) and label_map.dtype == np.int64
+    assert isinstance(label_map, np.ndarray) and label_map.dtype == np.int16
     assert label_map.shape == truth.shape
     classes = [c for c, _, _ in seg.classes]
     assert set(np.unique(label_map).tolist()) <= {-1, *classes}
