@@ -492,7 +492,7 @@ def make_record(
         threads=list(threads),
         memory=memory,
         agreement={r.label: {k: round(v, 4) for k, v in r.agreement.items()} for r in results if r.agreement},
-        descriptions={TITLES[key]: NOTES[key] for key in TITLES},
+        descriptions={TITLES[key]: NOTES[key] for key in TITLES if any(key in r.keys for r in results)},
         settings={key: value for key, value in settings.items() if key not in ("readme",)},
     )
 

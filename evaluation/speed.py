@@ -429,6 +429,10 @@ def _main_models(record: BenchmarkRecord) -> list[str]:
     return [m.label for m in record.models if record.row(GRAD_CAMS, m.label) is not None]
 
 
+def _over_budget(row: SpeedRow | None, budget: float) -> bool:
+    return row is not None and row.ratio is not None and row.ratio > budget
+
+
 def _ratios(record: BenchmarkRecord, key: str, models: Sequence[str], digits: int, budget: bool = False) -> str:
     """``key``'s ratio per model, ``a / b``; over the budget in bold; "not installed" when no model measured it."""
     rows = [record.row(key, m) for m in models]
@@ -438,8 +442,7 @@ def _ratios(record: BenchmarkRecord, key: str, models: Sequence[str], digits: in
     texts = []
     for r in rows:
         text = times(None if r is None else r.ratio, digits)
-        over = budget and r is not None and r.ratio is not None and r.ratio > record.budget
-        texts.append(f"**{text}**" if over else text)
+        texts.append(f"**{text}**" if budget and _over_budget(r, record.budget) else text)
     return " / ".join(texts)
 
 
@@ -465,10 +468,6 @@ def readme_speed_rows(record: BenchmarkRecord) -> str:
             f"{verdict}) | |",
         ]
     )
-
-
-def _over_budget(row: SpeedRow | None, budget: float) -> bool:
-    return row is not None and row.ratio is not None and row.ratio > budget
 
 
 def source_text(record: BenchmarkRecord) -> str:
@@ -501,8 +500,9 @@ def _rows_table(record: BenchmarkRecord) -> list[str]:
         cells = [name]
         for r in rows:
             cells += [_ms(r), times(None if r is None else r.ratio)]
+        measured = [r for r in rows if r is not None and r.ms is not None]
         for attr in ("forwards", "autograd_calls", "repeats"):
-            values = [str(getattr(r, attr)) for r in rows if r is not None and getattr(r, attr) is not None]
+            values = [str(getattr(r, attr)) for r in measured if getattr(r, attr) is not None]
             cells.append(" / ".join(dict.fromkeys(values)) or "–")  # one number when the models agree
         lines.append(cells)
     return _table(header, lines, [False] + [True] * (len(header) - 1))
@@ -517,7 +517,8 @@ def speed_table_markdown(record: BenchmarkRecord) -> str:
     lines += ["same classifier as published (last stage at stride 2), the budget's unit.", ""]
     lines += _rows_table(record)
     budget = times(record.budget, 0)
-    lines += ["", f"The budget: `detect` top-5 and `segment` top-3 at the defaults within {budget} forward pass.", ""]
+    lines += ["", f"The budget: `detect` top-5 and `segment` top-3 at the defaults cost at most {record.budget:g}"]
+    lines += ["forward passes of the classifier as published.", ""]
     budget_rows = []
     for model in _main_models(record):
         for key in (DETECT, SEGMENT):
