@@ -378,13 +378,14 @@ def thread_rows(
                 outcomes = list(pool.map(attempt, range(calls)))
         seconds = time.perf_counter() - start
         errors = [o for o in outcomes if isinstance(o, Exception)]
-        differing = sum(detection_key(o) != expected for o in outcomes if not isinstance(o, Exception))
+        done = [o for o in outcomes if not isinstance(o, Exception)]
+        differing = sum(detection_key(o) != expected for o in done)
         text = "sequential" if count == 0 else f"{count} thread(s)"
         progress(f"{label}: detect top-5 x {calls}, {text}: {len(errors)} failed, {differing} differ")
         first = speed.failure(errors[0]) if errors else ""
         rows.append(
             speed.ThreadRow(
-                label, "helpers.detect top-5", count, calls, round(seconds, 4), round(calls / seconds, 3),
+                label, "helpers.detect top-5", count, calls, round(seconds, 4), round(len(done) / seconds, 3),
                 len(errors), differing, first,
             )
         )
@@ -406,7 +407,7 @@ def memory_check(
     after, source = speed.rss_mb()
     peak = speed.peak_rss_mb()
     text = "input_sizes=224, flip=False" if options else VIEWS_TEXT
-    call = f"helpers.detect(photo, topk=5) ({text}) on the {loaded.name}"
+    call = f"helpers.detect(photo, topk=5) ({text}) on {loaded.name}"
     return speed.Memory(call, calls, start, round(before, 2), round(after, 2), source, peak and round(peak, 1), {})
 
 
@@ -471,7 +472,6 @@ def make_record(
     """The run's :class:`~evaluation.speed.BenchmarkRecord`: every model's rows, the target checks, throughput,
     thread rows, memory, with the date, versions, threads and machine."""
     shown = "" if photo is None else f"{PHOTO.name} {photo.width}x{photo.height}"
-    settings = {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()}
     return speed.BenchmarkRecord(
         date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         seconds=round(time.perf_counter() - STARTED, 1),
@@ -493,7 +493,7 @@ def make_record(
         memory=memory,
         agreement={r.label: {k: round(v, 4) for k, v in r.agreement.items()} for r in results if r.agreement},
         descriptions={TITLES[key]: NOTES[key] for key in TITLES if any(key in r.keys for r in results)},
-        settings={key: value for key, value in settings.items() if key not in ("readme",)},
+        settings={key: value for key, value in vars(args).items() if key not in ("out", "readme")},
     )
 
 
@@ -510,7 +510,8 @@ COUNTS = (
     ("--slow-repeats", 7, 1, 2, "timed runs of the rows costing several forward passes (naive loop, "
      "pytorch-grad-cam, detect and segment with test-time views, the large photo)"),
     ("--batch-warmup", 0, 0, 0, "warm-up runs per throughput row (the single-photo rows warmed up the same code)"),
-    ("--batch-repeats", 1, 1, 1, "timed runs per throughput row (each covers 16 photos)"),
+    ("--batch-photos", BATCH_SIZE, 0, 4, "photos of different sizes in the throughput batch (0: no throughput rows)"),
+    ("--batch-repeats", 1, 1, 1, "timed runs per throughput row (each covers the whole batch)"),
     ("--thread-calls", 16, 0, 4, "detect calls per thread row (0: no thread rows)"),
     ("--memory-calls", 500, 1, 60, "helpers.detect calls for the memory check"),
     ("--memory-start", 50, 1, 10, "RSS growth is measured from this call on"),
@@ -563,12 +564,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def load_batch() -> list[Image.Image]:
-    """The first :data:`BATCH_SIZE` photos of :data:`BATCH_SET` (none when the set is missing)."""
-    if BATCH_SET is None:
+def load_batch(count: int) -> list[Image.Image]:
+    """The first ``count`` photos of :data:`BATCH_SET` (none when the set is missing)."""
+    if BATCH_SET is None or count == 0:
         return []
     files = sorted(p for p in (BATCH_SET / "images").iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
-    return [helpers.load_image(p) for p in files[:BATCH_SIZE]]
+    return [helpers.load_image(p) for p in files[:count]]
 
 
 def shown(path: Path) -> str:
@@ -610,7 +611,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     speed.busy_warning()
 
     photo = helpers.load_image(PHOTO)
-    batch = load_batch()
+    batch = load_batch(args.batch_photos)
     sizes = sorted({f"{p.width}x{p.height}" for p in batch})
     print(f"photo: {PHOTO.name} {photo.width}x{photo.height}; batch: {len(batch)} photos ({len(sizes)} distinct sizes)")
 

@@ -99,8 +99,8 @@ class Throughput:
 @dataclass
 class ThreadRow:
     """``calls`` calls of ``call`` on ONE shared model from ``workers`` Python threads (0: sequential calls in the
-    main thread) -> photos per second of the whole run, the calls that raised (``failures``, the first ``error``) and
-    the calls whose classes or boxes differ from the sequential ones (``differing``)."""
+    main thread) -> photos per second of the whole run (calls that returned), the calls that raised (``failures``,
+    the first ``error``) and the calls whose classes or boxes differ from the sequential ones (``differing``)."""
 
     model: str
     call: str
@@ -516,6 +516,9 @@ def speed_table_markdown(record: BenchmarkRecord) -> str:
     lines = [source_text(record), "", "Median milliseconds per photo; × forward: multiples of one forward pass of the"]
     lines += ["same classifier as published (last stage at stride 2), the budget's unit.", ""]
     lines += _rows_table(record)
+    if unmeasured := [r for r in record.rows if r.ms is None]:
+        lines += ["", "Rows not measured:", ""]
+        lines += [f"- {r.model}, {r.name}: {r.note}" for r in unmeasured]
     budget = times(record.budget, 0)
     lines += ["", f"The budget: `detect` top-5 and `segment` top-3 at the defaults cost at most {record.budget:g}"]
     lines += ["forward passes of the classifier as published.", ""]
@@ -545,8 +548,8 @@ def speed_table_markdown(record: BenchmarkRecord) -> str:
         lines += [
             "",
             "One shared model called from several Python threads (`concurrent.futures.ThreadPoolExecutor`): photos "
-            "per second of the whole run; failed: calls that raised; differ: classes or boxes unlike the sequential "
-            "calls'.",
+            "per second of the whole run, from the calls that returned; failed: calls that raised; differ: classes "
+            "or boxes unlike the sequential calls'.",
             "",
         ]
         rows = [

@@ -182,6 +182,7 @@ def test_smallest_real_run_gives_a_complete_record(lite, tiny_photo):
     record = benchmark.make_record(args, [info], [result], threads, photo=tiny_photo)
 
     assert BenchmarkRecord.from_json(json.loads(json.dumps(record.to_json()))) == record
+    assert str(speed.ROOT) not in json.dumps(record.to_json())  # no machine's absolute path in a stored record
     assert [r.key for r in record.rows] == list(keys)
     by_key = {r.key: r for r in record.rows}
     unit = by_key[PUBLISHED].ms
