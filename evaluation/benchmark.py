@@ -2,73 +2,80 @@
 
 Run from the repository root (not a pytest test; it defines no test functions)::
 
-    python -m evaluation.benchmark            # full run, a few minutes on 2 CPU cores
-    python -m evaluation.benchmark --quick    # short run, to check that everything works
+    python -m evaluation.benchmark            # full run -> evaluation/results/benchmark.json, and its tables
+    python -m evaluation.benchmark --quick    # short run, to check that everything works (--out elsewhere)
+    python -m evaluation.benchmark --readme   # no run: the README's Speed rows from the stored record
 
 With the benchmark environment (``pip install -r requirements-bench.txt``) the rows for
 pytorch-grad-cam and torchcam are measured; without those packages they read "not installed".
 
-What is measured, on the CPU:
+What is measured (on the CPU, or on ``--device``):
 
 - milliseconds per photo (median over timed runs, after warm-up runs) for one photo,
   ``Chihuahua.jpg`` (740x493; the segment rows also on it enlarged to 8000x6000, a large photo),
-  on the offline stand-in (EfficientNet-Lite0, ImageNet weights)
-  and on a randomly initialised torchvision ResNet-50 (weights do not change speed). The rows
-  run round-robin (one run of every row, then the next round), so machine noise hits all rows
-  alike and the ratios stay meaningful;
+  on the offline stand-in (EfficientNet-Lite0, ImageNet weights), on a randomly initialised torchvision ResNet-50
+  (weights do not change speed) and, for ``detect`` alone, on a randomly initialised ResNet-18 (BasicBlocks). Each
+  model is measured against one forward pass of itself as published (last stage at stride 2), the budget's unit.
+  The rows run round-robin (one run of every row, then the next round), so machine noise hits all rows alike and
+  the ratios stay meaningful;
 - forward passes of the model and calls into autograd (``backward``/``autograd.grad``) per top-5;
 - throughput (photos per second) for a batch of 16 photos of different sizes;
+- photos per second of ``detect`` top-5 called from 1, 2 and 4 Python threads on one shared model, against
+  sequential calls, with the calls that raised or differ from the sequential ones counted;
 - resident memory growth over repeated ``helpers.detect`` calls, and that no hook or ``.grad``
-  is left on either model afterwards.
+  is left on any model afterwards.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import gc
-import importlib.metadata
 import os
 import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 import torchvision
 from PIL import Image
 from torch import nn
 
 import helpers
+from evaluation import speed
+from evaluation.cam_alternatives import (
+    PGC_MISSING,
+    TORCHCAM_MISSING,
+    naive_grad_cams,
+    pgc_grad_cams,
+    torchcam_grad_cams,
+)
 from evaluation.data import ROOT, TEST_DATA, find_dataset
-
-try:
-    from pytorch_grad_cam import GradCAM as PgcGradCAM
-    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-
-    PGC_MISSING = None
-except (ImportError, OSError) as err:  # OSError: a shared library of opencv that cannot be loaded
-    PgcGradCAM = ClassifierOutputTarget = None
-    PGC_MISSING = f"not installed ({type(err).__name__}: {err})"
-
-try:
-    from torchcam.methods import GradCAM as TorchcamGradCAM
-
-    TORCHCAM_MISSING = None
-except (ImportError, OSError) as err:
-    TorchcamGradCAM = None
-    TORCHCAM_MISSING = f"not installed ({type(err).__name__}: {err})"
+from evaluation.speed import (
+    BUDGET_X_FORWARD,
+    DETECT,
+    FORWARD,
+    GRAD_CAMS,
+    PGC,
+    PUBLISHED,
+    REFINE,
+    SEGMENT,
+    TORCHCAM,
+)
 
 PHOTO = ROOT / "Chihuahua.jpg"
-#: The batch's photos: the harness's imagenet_val, the repository's copy first (the harness's one lookup, asked
-#: with tests/data as the data folder; the shared set as a fallback when that copy is missing).
+#: The batch's photos: the harness's imagenet_val, the repository's copy first (the shared set as a fallback).
 BATCH_SET = find_dataset("imagenet_val", TEST_DATA) or find_dataset("imagenet_val")
 TOPK = 5
 SEGMENT_TOPK = 3
 BATCH_SIZE = 16
+#: The Python thread counts of the thread rows (0 stands for sequential calls in the main thread).
+WORKERS = (0, 1, 2, 4)
 
 # detect() and segment() take the classes from one plain 224 view and the maps from the test-time views (input sizes,
 # a flip; the detail view); the "224 view" rows ask for the plain 224 view alone (one forward pass for both).
@@ -80,25 +87,40 @@ VIEWS_TEXT = f"defaults: input_sizes={DEFAULT_SIZES}, flip={DEFAULT_FLIP}, {DEFA
 #: Whether the defaults are the plain 224 view (then the "224 view" rows would repeat the default rows).
 DEFAULTS_ARE_ONE_VIEW = DEFAULT_SIZES == (224,) and not DEFAULT_FLIP
 DEFAULT_VIEW_TEXT = f"maps at {'+'.join(map(str, DEFAULT_SIZES))}{', flip' if DEFAULT_FLIP else ''}"
-#: The budget of detect top-5 and segment top-3 at the defaults, in forward passes of the published classifier.
-BUDGET_X_FORWARD = 6.0
 
 DILATED = helpers.DEFAULT_DILATED
-FORWARD = "plain forward pass" + (" (last stage dilated, as loaded)" if DILATED else "")
-BASE = "plain forward pass, the classifier as published"
-GRAD_CAMS = "helpers.grad_cams top-5"
-DETECT = f"helpers.detect top-5, defaults ({DEFAULT_VIEW_TEXT})"
-DETECT_ONE = "helpers.detect top-5, plain 224 view"
-SEGMENT = f"helpers.segment top-3, defaults ({DEFAULT_VIEW_TEXT})"
-SEGMENT_ONE = "helpers.segment top-3, plain 224 view"
-SEGMENT_PLAIN = "helpers.segment top-3, refine=False (plain masks)"
-REFINE = "helpers.refine_label_map top-3 (the dense CRF alone)"
+#: The row that is "one forward pass" of the budget: the classifier as published (the same as loaded when undilated).
+UNIT = PUBLISHED if DILATED else FORWARD
 LARGE_SIZE = (8000, 6000)  # the large photo: the Chihuahua enlarged (width, height)
 LARGE = f" ({LARGE_SIZE[0]}x{LARGE_SIZE[1]})"
-SEGMENT_LARGE, SEGMENT_PLAIN_LARGE, REFINE_LARGE = SEGMENT + LARGE, SEGMENT_PLAIN + LARGE, REFINE + LARGE
-NAIVE = "naive per-class loop top-5"
-PGC = "pytorch-grad-cam top-5"
-TORCHCAM = "torchcam top-5"
+DETECT_ONE, SEGMENT_ONE, SEGMENT_PLAIN = "detect_224", "segment_224", "segment_plain"
+SEGMENT_LARGE, SEGMENT_PLAIN_LARGE, REFINE_LARGE = "segment_large", "segment_plain_large", "refine_large"
+NAIVE = "naive"
+
+#: Row key -> the row's title, in table order.
+TITLES: dict[str, str] = {
+    PUBLISHED: "plain forward pass, the classifier as published",
+    FORWARD: "plain forward pass" + (" (last stage dilated, as loaded)" if DILATED else ""),
+    GRAD_CAMS: "helpers.grad_cams top-5",
+    DETECT: f"helpers.detect top-5, defaults ({DEFAULT_VIEW_TEXT})",
+    DETECT_ONE: "helpers.detect top-5, plain 224 view",
+    SEGMENT: f"helpers.segment top-3, defaults ({DEFAULT_VIEW_TEXT})",
+    SEGMENT_ONE: "helpers.segment top-3, plain 224 view",
+    SEGMENT_PLAIN: "helpers.segment top-3, refine=False (plain masks)",
+    REFINE: "helpers.refine_label_map top-3 (the dense CRF alone)",
+}
+TITLES |= {
+    SEGMENT_LARGE: TITLES[SEGMENT] + LARGE,
+    SEGMENT_PLAIN_LARGE: TITLES[SEGMENT_PLAIN] + LARGE,
+    REFINE_LARGE: TITLES[REFINE] + LARGE,
+    NAIVE: "naive per-class loop top-5",
+    PGC: "pytorch-grad-cam top-5",
+    TORCHCAM: "torchcam top-5",
+}
+if DEFAULTS_ARE_ONE_VIEW:
+    del TITLES[DETECT_ONE], TITLES[SEGMENT_ONE]
+if not DILATED:
+    del TITLES[PUBLISHED]
 # Rows costing several forward passes get fewer runs (--slow-warmup, --slow-repeats).
 SLOW_ROWS = ((DETECT, SEGMENT) if not DEFAULTS_ARE_ONE_VIEW else ()) + (
     NAIVE,
@@ -107,25 +129,28 @@ SLOW_ROWS = ((DETECT, SEGMENT) if not DEFAULTS_ARE_ONE_VIEW else ()) + (
     SEGMENT_PLAIN_LARGE,
     REFINE_LARGE,
 )
+#: The rows of a variant measured for ``detect`` alone (ResNet-18): against its own published forward pass.
+VARIANT_ROWS = (UNIT, DETECT)
 STARTED = time.perf_counter()
+CPU = torch.device("cpu")
 
 NOTES: dict[str, str] = {
-    BASE: "preprocess (resize to 224x224, normalise) + forward under torch.inference_mode() of the classifier "
+    PUBLISHED: "preprocess (resize to 224x224, normalise) + forward under torch.inference_mode() of the classifier "
     "with its last stage at stride 2, as torch.hub / PyPI give it: the 'one forward pass' of the cost budget.",
     FORWARD: "preprocess (resize to 224x224, normalise) + model forward under torch.inference_mode().",
     GRAD_CAMS: "helpers.grad_cams(loaded, photo, top5) with its defaults (one 224 view): preprocess, one "
     "forward, one batched backward (vmap over 5 seeds, stopping at the target layer), 5 maps upsampled to "
-    "740x493. The 5 class indices are computed once beforehand.",
+    "the photo. The 5 class indices are computed once beforehand.",
     DETECT: f"helpers.detect(loaded, photo, topk=5) ({VIEWS_TEXT}): one forward at 224 for softmax/top-5 (shared "
     "with the first view when that is 224 unflipped), then per map view a preprocess, one forward and one batched "
     "backward; maps averaged; one box per class (map upsampled to the photo size, thresholded, scipy connected "
     "components). Heatmaps are lazy, not made.",
-    DETECT_ONE: f"helpers.detect(loaded, photo, topk=5, input_sizes=224, flip=False): as {GRAD_CAMS!r} plus "
-    "softmax/top-5 and the boxes.",
+    DETECT_ONE: f"helpers.detect(loaded, photo, topk=5, input_sizes=224, flip=False): as {TITLES[GRAD_CAMS]!r} "
+    "plus softmax/top-5 and the boxes.",
     SEGMENT: f"helpers.segment(loaded, photo, topk=3) ({VIEWS_TEXT}, refine={helpers.DEFAULT_REFINE}): one forward "
     "at 224 for the classes (shared with the first view when that is 224 unflipped), then per map view a "
     "preprocess and one forward under inference_mode (CAM needs no gradient); maps averaged; then (the default) "
-    f"the dense CRF of {REFINE!r}, or the plain label map of {SEGMENT_PLAIN!r}.",
+    f"the dense CRF of {TITLES[REFINE]!r}, or the plain label map of {TITLES[SEGMENT_PLAIN]!r}.",
     SEGMENT_ONE: "helpers.segment(loaded, photo, topk=3, input_sizes=224, flip=False): one forward, then the "
     "default CRF.",
     SEGMENT_PLAIN: f"helpers.segment(loaded, photo, topk=3, refine=False) ({VIEWS_TEXT}): the sheet's recipe: 3 CAMs "
@@ -133,60 +158,28 @@ NOTES: dict[str, str] = {
     REFINE: "helpers.refine_label_map(photo, seg) with the default CRFSettings, seg from segment(refine=False) "
     "beforehand: the CRF's part of the default segment, no forward pass (working photo of CRFSettings().long_side "
     "px, unaries, permutohedral lattice, mean field, label probabilities upsampled to the photo, argmax).",
-    SEGMENT_LARGE: f"as {SEGMENT!r}, on the Chihuahua enlarged to {LARGE_SIZE[0]}x{LARGE_SIZE[1]}.",
-    SEGMENT_PLAIN_LARGE: f"as {SEGMENT_PLAIN!r}, on the enlarged Chihuahua.",
-    REFINE_LARGE: f"as {REFINE!r}, on the enlarged Chihuahua.",
+    SEGMENT_LARGE: f"as {TITLES[SEGMENT]!r}, on the Chihuahua enlarged to {LARGE_SIZE[0]}x{LARGE_SIZE[1]}.",
+    SEGMENT_PLAIN_LARGE: f"as {TITLES[SEGMENT_PLAIN]!r}, on the enlarged Chihuahua.",
+    REFINE_LARGE: f"as {TITLES[REFINE]!r}, on the enlarged Chihuahua.",
     NAIVE: "tutorial-style loop: preprocess once, then per class a fresh forward with grad enabled (forward hook "
     "making the target layer's output a leaf, tensor hook saving its gradient), logit[c].backward() stopping "
-    "at the target layer, Grad-CAM, upsampled to 740x493. The cheapest per-class loop: with trainable "
+    "at the target layer, Grad-CAM, upsampled to the photo. The cheapest per-class loop: with trainable "
     "weights a tutorial would also backpropagate through the whole network.",
     PGC: "pytorch-grad-cam GradCAM(model, target_layers=[target_layer]) in a with-block (hooks released), "
     "5 calls with one ClassifierOutputTarget each (how per-class maps are made); its 224x224 maps upsampled "
-    "to 740x493. The model is frozen, so the input gets requires_grad_() (else its backward fails); "
+    "to the photo. The model is frozen, so the input gets requires_grad_() (else its backward fails); "
     "its loss.backward() then runs through the whole network to the input.",
     TORCHCAM: "torchcam GradCAM(model, target_layer=target_layer) in a with-block (hooks removed): one forward "
     "(input requires_grad_(), the model is frozen), then extractor(class_idx=c, scores=scores, "
     "retain_graph=True) per class: class_idx lists are per batch sample, not per class, so one photo needs "
-    "5 calls (5 autograd.grad, each stopping at the target layer); 7x7 maps upsampled to 740x493.",
+    "5 calls (5 autograd.grad, each stopping at the target layer); its maps upsampled to the photo.",
 }
-if DEFAULTS_ARE_ONE_VIEW:
-    del NOTES[DETECT_ONE], NOTES[SEGMENT_ONE]
-if not DILATED:
-    del NOTES[BASE]
+NOTES = {key: NOTES[key] for key in TITLES}
 
 
 # --------------------------------------------------------------------------------------------
 # Small tools
 # --------------------------------------------------------------------------------------------
-
-
-def rss_mb() -> tuple[float, str]:
-    """Current resident set size in MB, and how it was read."""
-    try:
-        import psutil
-
-        return psutil.Process().memory_info().rss / 2**20, "psutil"
-    except ImportError:
-        pass
-    status = Path("/proc/self/status")
-    if status.is_file():
-        for line in status.read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024, "/proc/self/status VmRSS"
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "resource ru_maxrss (peak, not current)"
-
-
-def peak_rss_mb() -> float | None:
-    """Peak resident set size of this process in MB (``resource.getrusage``; kilobytes on Linux), None where the
-    module is missing."""
-    try:
-        import resource
-    except ImportError:
-        return None
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
 
 
 def progress(message: str) -> None:
@@ -195,83 +188,32 @@ def progress(message: str) -> None:
     print(f"  [{time.perf_counter() - STARTED:5.0f} s{load}] {message}", flush=True)
 
 
-def busy_warning() -> None:
-    """Say so when other processes compete for the cores: the timings are then noisy."""
-    if not hasattr(os, "getloadavg"):
-        return
-    load, cores = os.getloadavg()[0], os.cpu_count() or 1
-    if load > 0.5 * cores:
-        print(
-            f"note: load average {load:.1f} on {cores} cores: other processes compete for the CPU, timings are "
-            "noisy (rows run round-robin, so ratios suffer less than absolute times); --threads 1 is steadier"
-        )
+# --------------------------------------------------------------------------------------------
+# The models
+# --------------------------------------------------------------------------------------------
 
 
-def package_version(name: str) -> str:
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
+def dilate_basic_block_resnet(model: nn.Module) -> nn.Module:
+    """A BasicBlock ResNet's ``layer4`` at stride 1 (dilated), in place: the one call the ResNet-18 row makes to
+    helpers' dilation."""
+    return helpers.dilate_resnet_layer4(model)
 
 
-def cpu_name() -> str:
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
-@dataclass
-class Counts:
-    forwards: int = 0
-    autograd_calls: int = 0
-
-
-def count_passes(model: nn.Module, fn: Callable[[], object]) -> tuple[Counts, object]:
-    """Run ``fn`` once, counting forward passes of ``model`` (a forward pre-hook) and calls of
-    ``torch.autograd.backward`` (what ``Tensor.backward`` calls) and ``torch.autograd.grad``.
-    -> (the counts, what ``fn`` returned)."""
-    counts = Counts()
-
-    def pre_hook(_module: nn.Module, _inputs: tuple) -> None:
-        counts.forwards += 1
-
-    def counting(original: Callable) -> Callable:
-        def wrapper(*args, **kwargs):
-            counts.autograd_calls += 1
-            return original(*args, **kwargs)
-
-        return wrapper
-
-    original_backward, original_grad = torch.autograd.backward, torch.autograd.grad
-    handle = model.register_forward_pre_hook(pre_hook)
-    torch.autograd.backward, torch.autograd.grad = counting(original_backward), counting(original_grad)
-    try:
-        value = fn()
-    finally:
-        torch.autograd.backward, torch.autograd.grad = original_backward, original_grad
-        handle.remove()
-    return counts, value
-
-
-def leftovers(model: nn.Module) -> list[str]:
-    """Hooks left on any module, and parameters whose ``.grad`` is set."""
-    found = []
-    for name, module in model.named_modules():
-        for attr in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks"):
-            hooks = getattr(module, attr, None)
-            if hooks:
-                found.append(f"{name or '<model>'}.{attr}: {len(hooks)}")
-    found += [f"{name}.grad is set" for name, p in model.named_parameters() if p.grad is not None]
-    return found
-
-
-def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """``[k, h, w]`` -> ``[k, H, W]``, bilinear, each map divided by its maximum."""
-    full = F.interpolate(maps.unsqueeze(1).float(), size=size, mode="bilinear", align_corners=False).squeeze(1)
-    return full / full.amax(dim=(-2, -1), keepdim=True).clamp_min(1e-12)
+def resnet_pair(
+    architecture: Callable[[], nn.Module], name: str, dilate: Callable[[nn.Module], nn.Module], device: torch.device
+) -> tuple[helpers.LoadedModel, helpers.LoadedModel]:
+    """A randomly initialised torchvision ResNet as measured (last stage dilated when helpers' default is) and as
+    published (the same weights, stride 2) -> (measured, published), both on ``device``."""
+    published_model = architecture()
+    published = helpers.wrap_resnet(published_model, name, "random init")
+    measured = published
+    if DILATED:
+        model = architecture()
+        model.load_state_dict(published_model.state_dict())
+        measured = helpers.wrap_resnet(dilate(model), name, "random init, layer4 dilated")
+    for loaded in (published, measured):
+        loaded.model.to(device)
+    return measured, published
 
 
 # --------------------------------------------------------------------------------------------
@@ -280,247 +222,279 @@ def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 def single_photo_rows(
-    loaded: helpers.LoadedModel, photo: Image.Image, classes: list[int], base: helpers.LoadedModel
+    loaded: helpers.LoadedModel, photo: Image.Image, base: helpers.LoadedModel, keys: Collection[str]
 ) -> dict[str, Callable[[], object] | str]:
-    """Row name -> a function of no argument, or a string saying why the row is missing. ``base``:
-    the classifier as published (last stage at stride 2), for the budget's "one forward pass"."""
-    size = (photo.height, photo.width)
-    large = photo.resize(LARGE_SIZE, Image.BILINEAR)
-    plain, plain_large = (helpers.segment(loaded, p, topk=SEGMENT_TOPK, refine=False) for p in (photo, large))
-
-    def base_forward():
+    """Row key -> a function of no argument, or a string saying why the row is missing, for the rows ``keys`` (in
+    table order). ``base``: the classifier as published (last stage at stride 2), for the budget's "one forward
+    pass"."""
+    device = loaded.device
+    needs_large = bool({SEGMENT_LARGE, SEGMENT_PLAIN_LARGE, REFINE_LARGE} & set(keys))
+    large = photo.resize(LARGE_SIZE, Image.BILINEAR) if needs_large else None
+    plain = {}
+    if REFINE in keys:
+        plain[REFINE] = helpers.segment(loaded, photo, topk=SEGMENT_TOPK, refine=False)
+    if REFINE_LARGE in keys:
+        plain[REFINE_LARGE] = helpers.segment(loaded, large, topk=SEGMENT_TOPK, refine=False)
+    classes: list[int] = []
+    if {GRAD_CAMS, NAIVE, PGC, TORCHCAM} & set(keys):
         with torch.inference_mode():
-            return base.model(base.preprocess(photo))
+            classes = loaded.model(loaded.preprocess(photo).to(device)).topk(TOPK, dim=1).indices[0].tolist()
 
-    def forward():
-        with torch.inference_mode():
-            return loaded.model(loaded.preprocess(photo))
+    def forward(model: helpers.LoadedModel) -> Callable[[], torch.Tensor]:
+        def run():
+            with torch.inference_mode():
+                return model.model(model.preprocess(photo).to(model.device))
 
-    def naive():
-        x = loaded.preprocess(photo)
-        maps = []
-        for c in classes:
-            store: dict[str, torch.Tensor] = {}
-
-            def hook(_module, _inputs, output, store=store):
-                leaf = output.detach().requires_grad_()
-                leaf.register_hook(lambda grad: store.__setitem__("gradient", grad))
-                store["activation"] = leaf
-                return leaf
-
-            handle = loaded.target_layer.register_forward_hook(hook)
-            try:
-                with torch.enable_grad():
-                    logits = loaded.model(x)
-                    logits[0, c].backward()
-            finally:
-                handle.remove()
-            weights = store["gradient"].mean(dim=(2, 3), keepdim=True)
-            cam = F.relu((weights * store["activation"].detach()).sum(dim=1))  # [1, h, w]
-            maps.append(upsample(cam, size)[0])
-        return torch.stack(maps)
-
-    def pgc():
-        x = loaded.preprocess(photo).requires_grad_()
-        with PgcGradCAM(model=loaded.model, target_layers=[loaded.target_layer]) as cam:
-            maps = [torch.from_numpy(cam(input_tensor=x, targets=[ClassifierOutputTarget(c)])) for c in classes]
-        return upsample(torch.cat(maps), size)
-
-    def torchcam():
-        x = loaded.preprocess(photo).requires_grad_()
-        with TorchcamGradCAM(loaded.model, target_layer=loaded.target_layer) as extractor:
-            scores = loaded.model(x)
-            maps = [
-                extractor(class_idx=c, scores=scores, retain_graph=i < len(classes) - 1)[0]
-                for i, c in enumerate(classes)
-            ]
-        return upsample(torch.cat(maps), size)
+        return run
 
     rows = {
-        BASE: base_forward,
-        FORWARD: forward,
+        PUBLISHED: forward(base),
+        FORWARD: forward(loaded),
         GRAD_CAMS: lambda: helpers.grad_cams(loaded, photo, classes),
         DETECT: lambda: helpers.detect(loaded, photo, topk=TOPK),
         DETECT_ONE: lambda: helpers.detect(loaded, photo, topk=TOPK, **ONE_VIEW),
         SEGMENT: lambda: helpers.segment(loaded, photo, topk=SEGMENT_TOPK),
         SEGMENT_ONE: lambda: helpers.segment(loaded, photo, topk=SEGMENT_TOPK, **ONE_VIEW),
         SEGMENT_PLAIN: lambda: helpers.segment(loaded, photo, topk=SEGMENT_TOPK, refine=False),
-        REFINE: lambda: helpers.refine_label_map(photo, plain),
+        REFINE: lambda: helpers.refine_label_map(photo, plain[REFINE]),
         SEGMENT_LARGE: lambda: helpers.segment(loaded, large, topk=SEGMENT_TOPK),
         SEGMENT_PLAIN_LARGE: lambda: helpers.segment(loaded, large, topk=SEGMENT_TOPK, refine=False),
-        REFINE_LARGE: lambda: helpers.refine_label_map(large, plain_large),
-        NAIVE: naive,
-        PGC: PGC_MISSING or pgc,
-        TORCHCAM: TORCHCAM_MISSING or torchcam,
+        REFINE_LARGE: lambda: helpers.refine_label_map(large, plain[REFINE_LARGE]),
+        NAIVE: lambda: naive_grad_cams(loaded, photo, classes),
+        PGC: PGC_MISSING or (lambda: pgc_grad_cams(loaded, photo, classes)),
+        TORCHCAM: TORCHCAM_MISSING or (lambda: torchcam_grad_cams(loaded, photo, classes)),
     }
-    return {name: rows[name] for name in NOTES}  # table order; the one-view rows only where supported
+    return {key: rows[key] for key in TITLES if key in keys}
 
 
 @dataclass
 class ModelResult:
+    """One model's measurements: median seconds and counts per row key, why rows are missing, the other methods'
+    agreement with ``helpers.grad_cams`` and photos per second on the batch."""
+
     label: str
-    seconds: dict[str, list[float]] = field(default_factory=dict)
-    counts: dict[str, Counts] = field(default_factory=dict)
+    keys: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+    counts: dict[str, speed.Counts] = field(default_factory=dict)
     missing: dict[str, str] = field(default_factory=dict)
     agreement: dict[str, float] = field(default_factory=dict)
     throughput: dict[str, float] = field(default_factory=dict)
+    batch: int = 0
 
-    def median_ms(self, row: str) -> float | None:
-        times = self.seconds.get(row)
-        return 1000 * statistics.median(times) if times else None
-
-
-def time_round_robin(
-    rows: dict[str, Callable[[], object]], warmup: dict[str, int], repeats: dict[str, int]
-) -> dict[str, list[float]]:
-    """Warm-up rounds, then timed rounds; in each round every row still due runs once."""
-    for r in range(max(warmup.values(), default=0)):
-        for name, fn in rows.items():
-            if r < warmup[name]:
-                fn()
-    seconds: dict[str, list[float]] = {name: [] for name in rows}
-    for r in range(max(repeats.values(), default=0)):
-        for name, fn in rows.items():
-            if r < repeats[name]:
-                start = time.perf_counter()
-                fn()
-                seconds[name].append(time.perf_counter() - start)
-    return seconds
+    def median_ms(self, key: str) -> float | None:
+        return 1000 * self.seconds[key] if key in self.seconds else None
 
 
 def benchmark_model(
-    label: str, loaded: helpers.LoadedModel, photo: Image.Image, batch: list[Image.Image], args, base
+    label: str,
+    loaded: helpers.LoadedModel,
+    base: helpers.LoadedModel,
+    photo: Image.Image,
+    batch: list[Image.Image],
+    args: argparse.Namespace,
+    keys: Collection[str] = tuple(TITLES),
 ) -> ModelResult:
-    result = ModelResult(label)
-    with torch.inference_mode():
-        classes = loaded.model(loaded.preprocess(photo)).topk(TOPK, dim=1).indices[0].tolist()
-    rows = single_photo_rows(loaded, photo, classes, base)
-    result.missing = {name: why for name, why in rows.items() if isinstance(why, str)}
-    runnable = {name: fn for name, fn in rows.items() if not isinstance(fn, str)}
+    """The rows ``keys`` of one model on ``photo`` (counted once, then timed round-robin), and, with a ``batch``,
+    its throughput. A row that raises in its counting run is recorded as failed and not timed."""
+    device = loaded.device
+    rows = single_photo_rows(loaded, photo, base, keys)
+    result = ModelResult(label, keys=list(rows))
+    result.missing = {key: why for key, why in rows.items() if isinstance(why, str)}
+    runnable = {key: speed.synchronised(fn, device) for key, fn in rows.items() if not isinstance(fn, str)}
 
     # Forward passes and autograd calls, from one untimed run of each row (which also warms it up).
     progress(f"{label}: counting forward passes and autograd calls, comparing maps")
     outputs = {}
-    for name, fn in runnable.items():
-        result.counts[name], outputs[name] = count_passes(base.model if name == BASE else loaded.model, fn)
+    for key, fn in list(runnable.items()):
+        try:
+            result.counts[key], outputs[key] = speed.count_passes(base.model if key == PUBLISHED else loaded.model, fn)
+        except Exception as err:  # a row that cannot run today is reported as failed, in the table and the record
+            result.missing[key] = speed.failure(err)
+            del runnable[key]
+            print(f"  {label}: {TITLES[key]}: {result.missing[key]}", flush=True)
 
     # Do the other methods compute the same Grad-CAM? (correlation with helpers.grad_cams, mean over 5 maps)
-    for name in (NAIVE, PGC, TORCHCAM):
-        if name in outputs:
-            result.agreement[name] = statistics.fmean(
-                helpers.heatmap_correlation(a, b) for a, b in zip(outputs[GRAD_CAMS], outputs[name], strict=True)
+    for key in (NAIVE, PGC, TORCHCAM):
+        if key in outputs and GRAD_CAMS in outputs:
+            result.agreement[TITLES[key]] = statistics.fmean(
+                helpers.heatmap_correlation(a, b) for a, b in zip(outputs[GRAD_CAMS], outputs[key], strict=True)
             )
     del outputs
 
-    slow = {name: name in SLOW_ROWS for name in runnable}
-    warmup = {name: args.slow_warmup if slow[name] else args.warmup for name in runnable}
-    repeats = {name: args.slow_repeats if slow[name] else args.repeats for name in runnable}
+    warmup = {key: args.slow_warmup if key in SLOW_ROWS else args.warmup for key in runnable}
+    repeats = {key: args.slow_repeats if key in SLOW_ROWS else args.repeats for key in runnable}
     progress(
         f"{label}: timing {len(runnable)} rows ({args.warmup} warm-up + {args.repeats} timed runs; slow rows "
         f"{args.slow_warmup} + {args.slow_repeats})"
     )
-    result.seconds = time_round_robin(runnable, warmup, repeats)
+    result.seconds = speed.median_seconds(runnable, repeats, warmup)
 
-    # Throughput on a batch of photos of different sizes.
     if batch:
         progress(f"{label}: throughput on a batch of {len(batch)} photos")
 
         def batch_forward():
             with torch.inference_mode():
-                return loaded.model(torch.cat([loaded.preprocess(p) for p in batch]))
+                return loaded.model(torch.cat([loaded.preprocess(p) for p in batch]).to(device))
 
         batch_rows = {
-            "forward": batch_forward,
-            "detect": lambda: helpers.detect(loaded, batch, topk=TOPK),
-            "segment": lambda: helpers.segment(loaded, batch, topk=SEGMENT_TOPK),
-            "segment_plain": lambda: helpers.segment(loaded, batch, topk=SEGMENT_TOPK, refine=False),
+            "forward only": batch_forward,
+            TITLES[DETECT]: lambda: helpers.detect(loaded, batch, topk=TOPK),
+            TITLES[SEGMENT]: lambda: helpers.segment(loaded, batch, topk=SEGMENT_TOPK),
+            TITLES[SEGMENT_PLAIN]: lambda: helpers.segment(loaded, batch, topk=SEGMENT_TOPK, refine=False),
         }
-        batch_seconds = time_round_robin(
-            batch_rows, dict.fromkeys(batch_rows, args.batch_warmup), dict.fromkeys(batch_rows, args.batch_repeats)
-        )
-        result.throughput = {name: len(batch) / statistics.median(s) for name, s in batch_seconds.items()}
+        batch_rows = {name: speed.synchronised(fn, device) for name, fn in batch_rows.items()}
+        seconds = speed.median_seconds(batch_rows, args.batch_repeats, args.batch_warmup)
+        result.throughput = {name: len(batch) / s for name, s in seconds.items()}
+        result.batch = len(batch)
     return result
+
+
+def detection_key(detections: list[helpers.Detection]) -> list[tuple[int, object]]:
+    """What two ``detect`` results must share to count as the same: each detection's class and box."""
+    return [(d.class_index, d.box) for d in detections]
+
+
+def thread_rows(
+    label: str, loaded: helpers.LoadedModel, photo: Image.Image, calls: int, workers: Sequence[int] = WORKERS
+) -> list[speed.ThreadRow]:
+    """``calls`` calls of ``helpers.detect(loaded, photo, topk=5)`` on the one shared ``loaded``: sequentially in this
+    thread (workers 0), then from a ``ThreadPoolExecutor`` of each worker count. A call that raises is counted (with
+    the first error), not re-raised; a result whose classes or boxes differ from the sequential calls' is counted."""
+    expected = detection_key(helpers.detect(loaded, photo, topk=TOPK))
+
+    def attempt(_call: int) -> list[helpers.Detection] | Exception:
+        try:
+            return helpers.detect(loaded, photo, topk=TOPK)
+        except Exception as err:  # counted in the row, with the first error's text
+            return err
+
+    rows = []
+    for count in workers:
+        start = time.perf_counter()
+        if count == 0:
+            outcomes = [attempt(i) for i in range(calls)]
+        else:
+            with ThreadPoolExecutor(max_workers=count) as pool:
+                outcomes = list(pool.map(attempt, range(calls)))
+        seconds = time.perf_counter() - start
+        errors = [o for o in outcomes if isinstance(o, Exception)]
+        done = [o for o in outcomes if not isinstance(o, Exception)]
+        differing = sum(detection_key(o) != expected for o in done)
+        text = "sequential" if count == 0 else f"{count} thread(s)"
+        progress(f"{label}: detect top-5 x {calls}, {text}: {len(errors)} failed, {differing} differ")
+        first = speed.failure(errors[0]) if errors else ""
+        rows.append(
+            speed.ThreadRow(
+                label, "helpers.detect top-5", count, calls, round(seconds, 4), round(len(done) / seconds, 3),
+                len(errors), differing, first,
+            )
+        )
+    return rows
 
 
 def memory_check(
     loaded: helpers.LoadedModel, photo: Image.Image, calls: int, start: int, options: dict
-) -> tuple[float, float, str]:
-    """RSS after call ``start`` and after call ``calls`` of helpers.detect (MB), and the RSS source."""
+) -> speed.Memory:
+    """Resident memory after call ``start`` and after call ``calls`` of helpers.detect (MB)."""
     gc.collect()
     before = None
     for i in range(1, calls + 1):
         helpers.detect(loaded, photo, topk=TOPK, **options)
         if i == start:
             gc.collect()
-            before, _ = rss_mb()
+            before, _ = speed.rss_mb()
     gc.collect()
-    after, source = rss_mb()
-    return before, after, source
+    after, source = speed.rss_mb()
+    peak = speed.peak_rss_mb()
+    text = "input_sizes=224, flip=False" if options else VIEWS_TEXT
+    call = f"helpers.detect(photo, topk=5) ({text}) on {loaded.name}"
+    return speed.Memory(call, calls, start, round(before, 2), round(after, 2), source, peak and round(peak, 1), {})
 
 
 # --------------------------------------------------------------------------------------------
-# Tables
+# The record
 # --------------------------------------------------------------------------------------------
 
-
-def render(header: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[bool]) -> tuple[str, str]:
-    """The same table as aligned plain text and as Markdown."""
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-
-    def line(cells):
-        return "  ".join(
-            f"{c:>{w}}" if r else f"{c:<{w}}" for c, w, r in zip(cells, widths, right, strict=True)
-        ).rstrip()
-
-    plain = [line(header), "  ".join("-" * w for w in widths), *(line(r) for r in rows)]
-    markdown = [
-        "| " + " | ".join(header) + " |",
-        "| " + " | ".join("---:" if r else "---" for r in right) + " |",
-        *("| " + " | ".join(str(c) for c in row) + " |" for row in rows),
-    ]
-    return "\n".join(plain), "\n".join(markdown)
+#: The target checks: (what, numerator row, denominator row, the comparison, the bound).
+CHECKS = (
+    ("grad_cams top-5 / forward", GRAD_CAMS, FORWARD, "<=", 1.3),
+    ("pytorch-grad-cam top-5 / grad_cams top-5", PGC, GRAD_CAMS, ">=", 10),
+    ("torchcam top-5 / grad_cams top-5", TORCHCAM, GRAD_CAMS, ">=", 1),
+    ("budget: detect top-5 (defaults) / one forward pass", DETECT, UNIT, "<=", BUDGET_X_FORWARD),
+    ("budget: segment top-3 (defaults) / one forward pass", SEGMENT, UNIT, "<=", BUDGET_X_FORWARD),
+    ("refinement: refine_label_map top-3 / one forward pass", REFINE, UNIT, "<=", 1.8),
+)
 
 
-def fmt_ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}"
-
-
-def fmt_ratio(value: float | None, base: float | None) -> str:
-    return "-" if value is None or not base else f"{value / base:.2f}x"
-
-
-def single_photo_table(results: list[ModelResult], args) -> tuple[str, str]:
-    header = ["row"]
+def target_checks(results: Sequence[ModelResult]) -> list[speed.TargetCheck]:
+    """Each check of :data:`CHECKS` for each model that has both rows (measured or not)."""
+    checks = []
     for r in results:
-        header += [f"{r.label} ms", "x forward"] + (["x published"] if DILATED else [])
-    header += ["forward passes", "autograd calls", "timed runs"]
-    rows = []
-    for name in NOTES:
-        cells = [name]
-        for r in results:
-            if name in r.missing:
-                cells += ["not installed", "-"] + (["-"] if DILATED else [])
+        for name, numerator, denominator, comparison, bound in CHECKS:
+            if numerator not in r.keys or denominator not in r.keys:
+                continue
+            a, b, target = r.median_ms(numerator), r.median_ms(denominator), f"{comparison} {bound:g}"
+            if a is None or b is None:
+                checks.append(speed.TargetCheck(r.label, name, None, target, None))
             else:
-                cells += [fmt_ms(r.median_ms(name)), fmt_ratio(r.median_ms(name), r.median_ms(FORWARD))]
-                if DILATED:  # ratio to one forward pass of the classifier as published (the budgets' unit)
-                    cells.append(fmt_ratio(r.median_ms(name), r.median_ms(BASE)))
-        for attr in ("forwards", "autograd_calls"):
-            values = [str(getattr(r.counts[name], attr)) for r in results if name in r.counts]
-            cells.append(" / ".join(dict.fromkeys(values)) or "-")  # one number when the models agree
-        measured = any(name in r.seconds for r in results)
-        cells.append(str(args.slow_repeats if name in SLOW_ROWS else args.repeats) if measured else "-")
-        rows.append(cells)
-    return render(header, rows, [False] + [True] * (len(header) - 1))
+                met = a / b <= bound if comparison == "<=" else a / b >= bound
+                checks.append(speed.TargetCheck(r.label, name, round(a / b, 4), target, met))
+    return checks
 
 
-def throughput_table(results: list[ModelResult]) -> tuple[str, str]:
-    header = ["batch of 16 photos", *(f"{r.label} photos/s" for r in results)]
-    names = {"forward": "forward only", "detect": DETECT, "segment": SEGMENT, "segment_plain": SEGMENT_PLAIN}
-    rows = [
-        [label, *(f"{r.throughput[key]:.1f}" if key in r.throughput else "-" for r in results)]
-        for key, label in names.items()
-    ]
-    return render(header, rows, [False] + [True] * len(results))
+def speed_rows(result: ModelResult, args: argparse.Namespace) -> list[speed.SpeedRow]:
+    """The record's rows of one model, in table order; ratios against its :data:`UNIT` row."""
+    unit = result.median_ms(UNIT)
+    rows = []
+    for key in result.keys:
+        ms = result.median_ms(key)
+        counts = result.counts.get(key)
+        repeats = 0 if ms is None else args.slow_repeats if key in SLOW_ROWS else args.repeats
+        rows.append(
+            speed.SpeedRow(
+                key, TITLES[key], result.label, None if ms is None else round(ms, 3),
+                None if ms is None or not unit else round(ms / unit, 4), repeats,
+                counts and counts.forwards, counts and counts.autograd_calls, result.missing.get(key, ""),
+            )
+        )
+    return rows
+
+
+def make_record(
+    args: argparse.Namespace,
+    models: Sequence[speed.ModelInfo],
+    results: Sequence[ModelResult],
+    threads: Sequence[speed.ThreadRow] = (),
+    memory: speed.Memory | None = None,
+    device: torch.device = CPU,
+    photo: Image.Image | None = None,
+) -> speed.BenchmarkRecord:
+    """The run's :class:`~evaluation.speed.BenchmarkRecord`: every model's rows, the target checks, throughput,
+    thread rows, memory, with the date, versions, threads and machine."""
+    shown = "" if photo is None else f"{PHOTO.name} {photo.width}x{photo.height}"
+    return speed.BenchmarkRecord(
+        date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        seconds=round(time.perf_counter() - STARTED, 1),
+        torch=torch.__version__,
+        torchvision=torchvision.__version__,
+        python=platform.python_version(),
+        machine=speed.machine(device),
+        photo=shown,
+        models=list(models),
+        rows=[row for r in results for row in speed_rows(r, args)],
+        checks=target_checks(results),
+        budget=BUDGET_X_FORWARD,
+        throughput=[
+            speed.Throughput(r.label, name, r.batch, round(value, 3))
+            for r in results
+            for name, value in r.throughput.items()
+        ],
+        threads=list(threads),
+        memory=memory,
+        agreement={r.label: {k: round(v, 4) for k, v in r.agreement.items()} for r in results if r.agreement},
+        descriptions={TITLES[key]: NOTES[key] for key in TITLES if any(key in r.keys for r in results)},
+        settings={key: value for key, value in vars(args).items() if key not in ("out", "readme")},
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -528,230 +502,161 @@ def throughput_table(results: list[ModelResult]) -> tuple[str, str]:
 # --------------------------------------------------------------------------------------------
 
 
+#: The counting options: (flag, default, smallest value, --quick's value, help).
+COUNTS = (
+    ("--warmup", 3, 0, 1, "warm-up runs per row"),
+    ("--repeats", 15, 1, 3, "timed runs per row"),
+    ("--slow-warmup", 1, 0, 0, "warm-up runs of the rows costing several forward passes"),
+    ("--slow-repeats", 7, 1, 2, "timed runs of the rows costing several forward passes (naive loop, "
+     "pytorch-grad-cam, detect and segment with test-time views, the large photo)"),
+    ("--batch-warmup", 0, 0, 0, "warm-up runs per throughput row (the single-photo rows warmed up the same code)"),
+    ("--batch-photos", BATCH_SIZE, 0, 4, "photos of different sizes in the throughput batch (0: no throughput rows)"),
+    ("--batch-repeats", 1, 1, 1, "timed runs per throughput row (each covers the whole batch)"),
+    ("--thread-calls", 16, 0, 4, "detect calls per thread row (0: no thread rows)"),
+    ("--memory-calls", 500, 1, 60, "helpers.detect calls for the memory check"),
+    ("--memory-start", 50, 1, 10, "RSS growth is measured from this call on"),
+)
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--quick",
+        "--quick", action="store_true", help="a short run, to check that everything works: the counts below as noted"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=speed.RECORD,
+        help=f"the record to write (default evaluation/results/{speed.RECORD.name}); with --readme, the one to read",
+    )
+    parser.add_argument(
+        "--readme",
         action="store_true",
-        help="a short run: overrides the counts below with 1+3 runs per row (0+2 for the slow rows), 60 detect calls",
+        help="no run: write the README's Speed rows from the record at --out and print its speed tables",
     )
-    parser.add_argument("--warmup", type=int, default=3, help="warm-up runs per row (default 3)")
-    parser.add_argument("--repeats", type=int, default=15, help="timed runs per row (default 15)")
-    parser.add_argument(
-        "--slow-repeats",
-        type=int,
-        default=7,
-        help="timed runs of the rows costing several forward passes (naive loop, pytorch-grad-cam, detect and "
-        "segment with test-time augmentation; default 7)",
-    )
-    parser.add_argument("--slow-warmup", type=int, default=1, help="warm-up runs of those rows (default 1)")
-    parser.add_argument(
-        "--batch-warmup",
-        type=int,
-        default=0,
-        help="warm-up runs per throughput row (default 0: the single-photo rows warmed up the same code)",
-    )
-    parser.add_argument(
-        "--batch-repeats", type=int, default=1, help="timed runs per throughput row (default 1; each covers 16 photos)"
-    )
-    parser.add_argument("--memory-calls", type=int, default=500, help="helpers.detect calls for the memory check")
-    parser.add_argument("--memory-start", type=int, default=50, help="RSS growth is measured from this call on")
+    for flag, default, _, quick, text in COUNTS:
+        parser.add_argument(flag, type=int, default=default, help=f"{text} (default {default}; {quick} with --quick)")
     parser.add_argument(
         "--memory-defaults",
         action="store_true",
-        help="memory check with detect's default test-time augmentation (default: one 224 view, ~3x faster)",
+        help="memory check with detect's default test-time views (default: one 224 view, faster)",
     )
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
+    parser.add_argument("--device", default="cpu", help="where the models run: cpu (default), cuda, cuda:1, ...")
     parser.add_argument("--no-resnet", action="store_true", help="only the stand-in (EfficientNet-Lite0)")
     args = parser.parse_args(argv)
-    if args.quick:
-        args.warmup, args.repeats, args.slow_warmup, args.slow_repeats = 1, 3, 0, 2
-        args.batch_warmup, args.batch_repeats = 0, 1
-        args.memory_calls, args.memory_start = 60, 10
-    for name in ("repeats", "slow_repeats", "batch_repeats", "memory_calls", "memory_start"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be >= 1")
-    for name in ("warmup", "slow_warmup", "batch_warmup"):
-        if getattr(args, name) < 0:
-            parser.error(f"--{name.replace('_', '-')} must be >= 0")
+    for flag, _, least, quick, _ in COUNTS:
+        name = flag[2:].replace("-", "_")
+        if args.quick:
+            setattr(args, name, quick)
+        if getattr(args, name) < least:
+            parser.error(f"{flag} must be >= {least}, got {getattr(args, name)}")
     if args.threads is not None and args.threads < 1:
-        parser.error("--threads must be >= 1")
+        parser.error(f"--threads must be >= 1, got {args.threads}")
     if args.memory_start >= args.memory_calls:
         parser.error("--memory-start must be smaller than --memory-calls")
+    try:
+        torch.device(args.device)
+    except RuntimeError:
+        parser.error(f"--device must name a torch device such as cpu or cuda, got {args.device!r}")
+    if args.out.is_dir():
+        parser.error(f"--out must be a file name, {str(args.out)!r} is a folder")
     return args
+
+
+def load_batch(count: int) -> list[Image.Image]:
+    """The first ``count`` photos of :data:`BATCH_SET` (none when the set is missing)."""
+    if BATCH_SET is None or count == 0:
+        return []
+    files = sorted(p for p in (BATCH_SET / "images").iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    return [helpers.load_image(p) for p in files[:count]]
+
+
+def shown(path: Path) -> str:
+    """``path`` relative to the repository root when inside it."""
+    resolved = path.resolve()
+    return str(resolved.relative_to(ROOT) if resolved.is_relative_to(ROOT) else path)
+
+
+def readme_only(args: argparse.Namespace) -> int:
+    """``--readme``: the README's Speed rows from the stored record; its speed tables printed."""
+    if not args.out.is_file():
+        print(f"No record at {shown(args.out)}: run python -m evaluation.benchmark first.", file=sys.stderr)
+        return 1
+    record = speed.load_benchmark(args.out)
+    readme = speed.write_readme_speed_rows(record)
+    print(speed.speed_table_markdown(record))
+    print(f"{shown(readme)}: Speed rows written from {shown(args.out)}:\n{speed.readme_speed_rows(record)}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.readme:
+        return readme_only(args)
     torch.manual_seed(0)
     if args.threads:
         torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
 
     print("Benchmark: helpers Grad-CAM / CAM vs. per-class loops, pytorch-grad-cam and torchcam")
-    print(f"device: CPU ({cpu_name()}, {os.cpu_count()} logical cores visible); no GPU used")
+    where = speed.machine(device)
+    print(f"device: {where.gpu or 'CPU'} ({where.processor}, {where.cpu_count} logical cores visible)")
     print(
         f"torch {torch.__version__}, torchvision {torchvision.__version__}, threads {torch.get_num_threads()} "
         f"(interop {torch.get_num_interop_threads()}), Python {platform.python_version()}"
     )
-    print(f"pytorch-grad-cam (grad-cam) {package_version('grad-cam')}, torchcam {package_version('torchcam')}")
-    busy_warning()
+    versions = {name: speed.package_version(name) for name in ("grad-cam", "torchcam")}
+    print(f"pytorch-grad-cam (grad-cam) {versions['grad-cam']}, torchcam {versions['torchcam']}")
+    speed.busy_warning()
 
     photo = helpers.load_image(PHOTO)
-    batch_dir = None if BATCH_SET is None else BATCH_SET / "images"
-    batch = []
-    if batch_dir is not None:
-        files = sorted(p for p in batch_dir.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
-        batch = [helpers.load_image(p) for p in files[:BATCH_SIZE]]
+    batch = load_batch(args.batch_photos)
     sizes = sorted({f"{p.width}x{p.height}" for p in batch})
-    print(
-        f"photo: {PHOTO.name} {photo.width}x{photo.height}; batch: {len(batch)} photos from {batch_dir} "
-        f"({len(sizes)} distinct sizes)"
-    )
+    print(f"photo: {PHOTO.name} {photo.width}x{photo.height}; batch: {len(batch)} photos ({len(sizes)} distinct sizes)")
 
-    models = [("stand-in", helpers.load_model("efficientnet_lite0"))]
-    bases = [helpers.load_model("efficientnet_lite0", dilated=False)]
+    # (label, measured, published, rows): the stand-in and ResNet-50 get every row, ResNet-18 the variant's rows.
+    lite = [helpers.load_model("efficientnet_lite0", dilated=d, device=device) for d in (DILATED, False)]
+    models = [("stand-in", *lite, tuple(TITLES))]
     if not args.no_resnet:
-        resnet = torchvision.models.resnet50()
-        published = helpers.wrap_resnet(resnet, "resnet50", "random init")
-        if DILATED:
-            dilated = helpers.dilate_resnet_layer4(torchvision.models.resnet50())
-            dilated.load_state_dict(resnet.state_dict())
-            models.append(("ResNet-50", helpers.wrap_resnet(dilated, "resnet50", "random init, layer4 dilated")))
-        else:
-            models.append(("ResNet-50", published))
-        bases.append(published)
-    print("models: " + "; ".join(f"{label} = {m.name} ({m.source})" for label, m in models), flush=True)
+        resnet50 = resnet_pair(torchvision.models.resnet50, "resnet50", helpers.dilate_resnet_layer4, device)
+        resnet18 = resnet_pair(torchvision.models.resnet18, "resnet18", dilate_basic_block_resnet, device)
+        models += [("ResNet-50", *resnet50, tuple(TITLES)), ("ResNet-18", *resnet18, VARIANT_ROWS)]
+    infos = [speed.ModelInfo(label, loaded.name, loaded.source) for label, loaded, _, _ in models]
+    print("models: " + "; ".join(f"{i.label} = {i.name} ({i.source})" for i in infos), flush=True)
 
     results = [
-        benchmark_model(label, loaded, photo, batch, args, base)
-        for (label, loaded), base in zip(models, bases, strict=True)
+        benchmark_model(label, loaded, base, photo, batch if keys == tuple(TITLES) else [], args, keys)
+        for label, loaded, base, keys in models
     ]
+    stand_in = models[0][1]
+    threads = thread_rows("stand-in", stand_in, photo, args.thread_calls) if args.thread_calls else []
 
     # One view by default: the same hooks and backward per call as the default test-time augmentation
     # (which runs that code once per view), at a fraction of the time.
-    memory_options = ONE_VIEW if not args.memory_defaults else {}
-    memory_text = "input_sizes=224, flip=False" if memory_options else VIEWS_TEXT
-    progress(f"stand-in: memory check, {args.memory_calls} helpers.detect calls ({memory_text})")
-    before, after, rss_source = memory_check(models[0][1], photo, args.memory_calls, args.memory_start, memory_options)
+    options = ONE_VIEW if not args.memory_defaults else {}
+    progress(f"stand-in: memory check, {args.memory_calls} helpers.detect calls")
+    memory = memory_check(stand_in, photo, args.memory_calls, args.memory_start, options)
+    for label, loaded, base, _ in models:
+        memory.leftovers[label] = speed.leftovers(loaded.model) + speed.leftovers(base.model)
 
-    # ---- report ----
-    plain, markdown = single_photo_table(results, args)
-    print("\n## One photo (Chihuahua.jpg, 740x493): median ms per photo\n")
-    print(plain)
-    print("\nMarkdown:\n")
-    print(markdown)
-    print("\nWhat each row includes (the photo is decoded once, outside the timing; every row preprocesses):")
-    for name, note in NOTES.items():
-        print(f"- {name}: {note}")
-    print(
-        f"- forward passes / autograd calls: counted in one untimed run (forward pre-hook on the model; calls of "
-        f"torch.autograd.backward and torch.autograd.grad); 'a / b' when the models differ. "
-        f"Timed runs: {args.repeats} per row after {args.warmup} warm-up runs (and the untimed counting run); "
-        f"the rows costing several forward passes ({', '.join(SLOW_ROWS)}) {args.slow_repeats} after "
-        f"{args.slow_warmup}; rows run round-robin."
-    )
-    for name, why in results[0].missing.items():
-        print(f"- {name}: {why}")
+    record = make_record(args, infos, results, threads, memory, device, photo)
+    path = speed.write_benchmark(record, args.out)
+    print()
+    print(speed.speed_table_markdown(record))
+    print("README rows (python -m evaluation.benchmark --readme writes them):\n")
+    print(speed.readme_speed_rows(record))
     for r in results:
-        if r.agreement:
-            agreement = ", ".join(f"{name}: {value:.3f}" for name, value in r.agreement.items())
-            print(f"- {r.label}: mean correlation of the top-5 maps with helpers.grad_cams: {agreement}")
-
-    print("\n## Target checks (ratios of medians from this run)\n")
-    checks_ok = True
-    check_rows = []
-    for r in results:
-        for name, num, den, target, ok in (
-            ("grad_cams top-5 / forward", GRAD_CAMS, FORWARD, "<= 1.3", lambda x: x <= 1.3),
-            ("pytorch-grad-cam top-5 / grad_cams top-5", PGC, GRAD_CAMS, ">= 10", lambda x: x >= 10),
-            ("torchcam top-5 / grad_cams top-5", TORCHCAM, GRAD_CAMS, ">= 1", lambda x: x >= 1),
-            (
-                "budget: detect top-5 (defaults) / one forward pass",
-                DETECT,
-                BASE if DILATED else FORWARD,
-                f"<= {BUDGET_X_FORWARD:g}",
-                lambda x: x <= BUDGET_X_FORWARD,
-            ),
-            (
-                "budget: segment top-3 (defaults) / one forward pass",
-                SEGMENT,
-                BASE if DILATED else FORWARD,
-                f"<= {BUDGET_X_FORWARD:g}",
-                lambda x: x <= BUDGET_X_FORWARD,
-            ),
-            (
-                "refinement: refine_label_map top-3 / one forward pass",
-                REFINE,
-                BASE if DILATED else FORWARD,
-                "<= 1.8",
-                lambda x: x <= 1.8,
-            ),
-        ):
-            a, b = r.median_ms(num), r.median_ms(den)
-            if a is None or b is None:
-                check_rows.append([r.label, name, "-", target, "not measured"])
-                continue
-            met = ok(a / b)
-            checks_ok &= met
-            check_rows.append([r.label, name, f"{a / b:.2f}", target, "met" if met else "NOT MET"])
-    plain, markdown = render(
-        ["model", "ratio", "value", "target", "result"], check_rows, [False, False, True, False, False]
-    )
-    print(plain)
-    print("\nMarkdown:\n")
-    print(markdown)
-
-    if batch:
-        plain, markdown = throughput_table(results)
-        print(
-            f"\n## Throughput: a batch of {len(batch)} photos of different sizes "
-            f"(median of {args.batch_repeats} run(s) of the whole batch after {args.batch_warmup} warm-up; "
-            "photos per second)\n"
-        )
-        print(plain)
-        print("\nMarkdown:\n")
-        print(markdown)
-        print(
-            "(forward only = preprocess 16 photos + one batched forward under inference_mode; detect and segment "
-            f"take the list of photos, with their {VIEWS_TEXT}: one batched forward per view; maps and boxes at "
-            "each photo's own size)"
-        )
-    else:
-        print("\n## Throughput: skipped, no imagenet_val photos in tests/data or the shared data")
-
+        for name, value in r.agreement.items():
+            print(f"- {r.label}: mean correlation of {name}'s top-5 maps with helpers.grad_cams: {value:.3f}")
+    speed.busy_warning()
+    met = all(c.met is not False for c in record.checks)
+    hygiene = not any(memory.leftovers.values())
     print(
-        f"\n## Memory and hygiene (stand-in, {args.memory_calls} helpers.detect(photo, topk=5) calls, {memory_text})\n"
+        f"\nRecord: {shown(path)}. Total time {time.perf_counter() - STARTED:.0f} s. "
+        f"Targets {'all met' if met else 'NOT all met'}; hygiene {'ok' if hygiene else 'FAILED'}."
     )
-    growth = after - before
-    print(
-        f"RSS after call {args.memory_start}: {before:.1f} MB; after call {args.memory_calls}: {after:.1f} MB; "
-        f"growth {growth:+.1f} MB ({1024 * growth / (args.memory_calls - args.memory_start):+.2f} KB per call; "
-        f"read with {rss_source})"
-    )
-    peak = peak_rss_mb()
-    print(
-        f"peak RSS of the whole run (all rows, both models, the {LARGE_SIZE[0]}x{LARGE_SIZE[1]} photo): "
-        + ("not available" if peak is None else f"{peak:.0f} MB")
-    )
-    hygiene_ok = True
-    for label, loaded in models:
-        left = leftovers(loaded.model)
-        hygiene_ok &= not left
-        print(
-            f"{label}: "
-            + (
-                "no hook left on any module, every parameter's .grad is None"
-                if not left
-                else "LEFT OVER: " + "; ".join(left)
-            )
-        )
-
-    busy_warning()
-    print(
-        f"\nTotal time {time.perf_counter() - STARTED:.0f} s. Targets {'all met' if checks_ok else 'NOT all met'}; "
-        f"hygiene {'ok' if hygiene_ok else 'FAILED'}."
-    )
-    return 0 if hygiene_ok else 1
+    return 0 if hygiene else 1
 
 
 if __name__ == "__main__":

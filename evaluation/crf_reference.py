@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib.metadata
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -233,6 +234,18 @@ def table(results: dict[str, object]) -> str:
     return "\n".join(lines)
 
 
+def reference_missing() -> str | None:
+    """Why pydensecrf2 cannot be used (it is not installed, or does not load), None when it can."""
+    try:
+        import pydensecrf.densecrf  # noqa: F401
+    except ImportError as err:
+        return (
+            f"pydensecrf2 is needed for the reference run and cannot be imported ({type(err).__name__}: {err}). It has "
+            "no wheel: pip install -r requirements-bench.txt builds it from source (a C++ compiler is needed)."
+        )
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=SHARED_DATA, help="folder holding pets_seg and coco_seg")
@@ -243,6 +256,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.limit is not None:
         helpers.check_int(args.limit, "--limit", meaning="photos per set")
+    if (missing := reference_missing()) is not None:
+        print(missing, file=sys.stderr)
+        return 2
     torch.set_num_threads(1)
     loaded = helpers.load_model(args.model)
     start = time.perf_counter()
