@@ -209,17 +209,17 @@ def _checkpoint(name: str) -> str:
 
 
 def _hub_failure(name: str, err: Exception) -> str:
-    """Why torch.hub gave no ``name`` with weights: ``err``, or, where the cached checkpoint cannot be loaded into
-    ``name``'s architecture (built on the meta device, no memory), that file's fault and that it is to be deleted."""
-    path = Path(torch.hub.get_dir()) / "checkpoints" / _checkpoint(name)
-    if path.is_file():
+    """Why torch.hub gave no ``name`` with weights: ``err``, or, where the cached checkpoint cannot be read as
+    torchvision reads it into ``name``'s architecture (built on the meta device), that file's fault and what to do."""
+    if (Path(torch.hub.get_dir()) / "checkpoints" / _checkpoint(name)).is_file():
         try:
             with torch.device("meta"):
                 architecture = torchvision.models.get_model(name)
-            architecture.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), assign=True)
+            state = torchvision.models.get_model_weights(name)[HUB_WEIGHTS].get_state_dict(map_location="cpu")
+            architecture.load_state_dict(state, assign=True)
         except Exception as fault:  # zeros, random bytes, a cut-off file, another model's weights: each its own error
             return (
-                f"the cached checkpoint $TORCH_HOME/hub/checkpoints/{path.name} cannot be loaded into {name} "
+                f"the cached checkpoint $TORCH_HOME/hub/checkpoints/{_checkpoint(name)} cannot be loaded into {name} "
                 f"({type(fault).__name__}: {textwrap.shorten(str(fault), 160)}); delete that file"
             )
     return f"{type(err).__name__}: {err}"
