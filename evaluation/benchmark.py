@@ -611,10 +611,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     models = [("stand-in", helpers.load_model("efficientnet_lite0"))]
     bases = [helpers.load_model("efficientnet_lite0", dilated=False)]
     if not args.no_resnet:
-        resnet = torchvision.models.resnet50()
+        resnet = torchvision.models.resnet50().eval().requires_grad_(False)  # frozen in eval mode, as load_model's
         published = helpers.wrap_resnet(resnet, "resnet50", "random init")
         if DILATED:
-            dilated = helpers.dilate_resnet_layer4(torchvision.models.resnet50())
+            dilated = helpers.dilate_resnet_layer4(torchvision.models.resnet50().eval().requires_grad_(False))
             dilated.load_state_dict(resnet.state_dict())
             models.append(("ResNet-50", helpers.wrap_resnet(dilated, "resnet50", "random init, layer4 dilated")))
         else:
