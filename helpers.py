@@ -140,7 +140,8 @@ class LoadedModel:
 
     @property
     def device(self) -> torch.device:
-        return next(self.model.parameters()).device
+        weight = self.classifier.weight if self.classifier is not None else next(self.model.parameters())
+        return weight.device
 
 
 def load_model(
