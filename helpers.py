@@ -32,7 +32,7 @@ import numbers
 import os
 import textwrap
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -289,21 +289,26 @@ def wrap_model(
 def _probe(model: nn.Module, target_layer: nn.Module) -> tuple[Tensor, Tensor]:
     """(``target_layer``'s output ``[1, K, h, w]``, the logits ``[1, C]``) of one forward pass of a 224 x 224 noise
     image in eval mode without gradients, every module's mode restored afterwards."""
-    modes = [(module, module.training) for module in model.modules()]
     noise = torch.rand(1, 3, *INPUT_SIZE, generator=torch.Generator().manual_seed(0))
-    try:
-        model.eval()
-        with torch.no_grad(), ActivationRecorder(target_layer) as recorder:
-            logits = model(noise.to(next(model.parameters())))
-    finally:
-        for module, training in modes:
-            module.training = training
+    with _eval_mode(model), torch.no_grad(), ActivationRecorder(target_layer) as recorder:
+        logits = model(noise.to(next(model.parameters())))
     if recorder.calls != 1 or recorder.activations.ndim != 4:
         raise ValueError(
             f"target_layer must run once per forward pass and give [B, K, h, w]; it ran {recorder.calls} times, "
             f"giving {getattr(recorder.activations, 'shape', None)}"
         )
     return recorder.activations, logits
+
+
+@contextlib.contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """The model in eval mode inside the block; every module's own mode is restored after it."""
+    modes = [(module, module.training) for module in model.modules()]
+    try:
+        yield model.eval()
+    finally:
+        for module, training in modes:
+            module.training = training
 
 
 def _linear_head(loaded: LoadedModel) -> nn.Linear:
@@ -384,8 +389,9 @@ def _whole_image_preprocess(mean: Sequence[float], std: Sequence[float]) -> Call
 
 
 def describe_model(model: nn.Module, max_depth: int = 2, input_size: tuple[int, int] = INPUT_SIZE) -> str:
-    """A table of the named layers up to ``max_depth``: type, output shape for one ``[1, 3, *input_size]`` input,
-    parameter count. A module that runs several times in one forward pass shows its last call's shape and the count."""
+    """A table of the named layers up to ``max_depth``: type, output shape for one ``[1, 3, *input_size]`` input (in
+    eval mode, the model's modes restored), parameter count. A module that runs several times in one forward pass shows
+    its last call's shape and the count."""
     max_depth = check_int(max_depth, "max_depth")
     named = [(n, m) for n, m in model.named_modules() if n and n.count(".") < max_depth]
     shapes: dict[str, tuple[str, int]] = {}
@@ -402,7 +408,7 @@ def describe_model(model: nn.Module, max_depth: int = 2, input_size: tuple[int, 
         for layer_name, module in named:
             handles.append(module.register_forward_hook(make_hook(layer_name)))
         device = next(model.parameters()).device
-        with torch.inference_mode():
+        with torch.inference_mode(), _eval_mode(model):
             model(torch.zeros(1, 3, *input_size, device=device))
     finally:
         for handle in handles:

@@ -239,7 +239,7 @@ def test_dilated_basic_blocks_are_the_hand_listed_convolutions():
 # --------------------------------------------------------------------------------------------
 
 
-def test_wrap_model_leaves_the_users_model_as_it_was():
+def test_wrap_model_and_describe_model_leave_the_users_model_as_it_was():
     torch.manual_seed(0)
     model = torchvision.models.mobilenet_v2()  # train mode, trainable, as a user in the middle of training has it
     model.features[3].eval()
@@ -247,6 +247,7 @@ def test_wrap_model_leaves_the_users_model_as_it_was():
     state = {k: v.clone() for k, v in model.state_dict().items()}
     loaded = helpers.wrap_model(model, "features", classifier=model.classifier[1])
     assert loaded.model is model and loaded.target_layer is model.features
+    assert "1x1280x7x7" in helpers.describe_model(model, max_depth=1)
     assert [m.training for m in model.modules()] == modes
     assert all(p.requires_grad and p.grad is None for p in model.parameters())
     assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())  # batch-norm statistics untouched
