@@ -160,10 +160,9 @@ def test_model_names_are_the_nine_resnets_and_the_stand_in():
     assert helpers.MODEL_NAMES == (*RESNETS, "efficientnet_lite0")
 
 
+@pytest.mark.parametrize("loaded", RESNETS, indirect=True)
 def test_load_model_takes_each_resnet_from_the_hub_with_its_imagenet_preprocessing(loaded, hub_calls):
-    if loaded.name not in RESNETS:
-        pytest.skip("a wrapped model")
-    assert hub_calls[-1] == loaded.name
+    assert loaded.name in hub_calls  # through the stub: the pinned tag, IMAGENET1K_V1
     hub = f"torch.hub {HUB_REPO} {loaded.name}, weights=IMAGENET1K_V1"
     assert loaded.source == f"{hub}; last stage at stride 1 (dilated)"
     assert loaded.target_layer is loaded.model.layer4 and loaded.classifier is loaded.model.fc
@@ -174,9 +173,8 @@ def test_load_model_takes_each_resnet_from_the_hub_with_its_imagenet_preprocessi
     assert torch.allclose(loaded.preprocess(photo, 224)[0], expected, atol=1e-6)
 
 
+@pytest.mark.parametrize("loaded", RESNETS, indirect=True)
 def test_describe_model_of_each_resnet(loaded):
-    if loaded.name not in RESNETS:
-        pytest.skip("a wrapped model")
     rows = {line.split()[0]: line.split() for line in helpers.describe_model(loaded.model).splitlines()[2:]}
     assert rows["layer4"][2] == f"1x{loaded.classifier.in_features}x14x14"  # dilated: 14 x 14 at 224
     meta = torchvision.models.get_model_weights(loaded.name).IMAGENET1K_V1.meta
