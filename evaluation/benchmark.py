@@ -193,22 +193,16 @@ def progress(message: str) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def dilate_basic_block_resnet(model: nn.Module) -> nn.Module:
-    """A BasicBlock ResNet's ``layer4`` at stride 1 (dilated), in place: the one call the ResNet-18 row makes to
-    helpers' dilation."""
-    return helpers.dilate_resnet_layer4(model)
-
-
 def resnet_pair(
     architecture: Callable[[], nn.Module], name: str, dilate: Callable[[nn.Module], nn.Module], device: torch.device
 ) -> tuple[helpers.LoadedModel, helpers.LoadedModel]:
     """A randomly initialised torchvision ResNet as measured (last stage dilated when helpers' default is) and as
     published (the same weights, stride 2) -> (measured, published), both on ``device``."""
-    published_model = architecture()
+    published_model = architecture().eval().requires_grad_(False)  # frozen in eval mode, as load_model's models
     published = helpers.wrap_resnet(published_model, name, "random init")
     measured = published
     if DILATED:
-        model = architecture()
+        model = architecture().eval().requires_grad_(False)
         model.load_state_dict(published_model.state_dict())
         measured = helpers.wrap_resnet(dilate(model), name, "random init, layer4 dilated")
     for loaded in (published, measured):
@@ -620,7 +614,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     models = [("stand-in", *lite, tuple(TITLES))]
     if not args.no_resnet:
         resnet50 = resnet_pair(torchvision.models.resnet50, "resnet50", helpers.dilate_resnet_layer4, device)
-        resnet18 = resnet_pair(torchvision.models.resnet18, "resnet18", dilate_basic_block_resnet, device)
+        resnet18 = resnet_pair(torchvision.models.resnet18, "resnet18", helpers.dilate_resnet_layer4, device)
         models += [("ResNet-50", *resnet50, tuple(TITLES)), ("ResNet-18", *resnet18, VARIANT_ROWS)]
     infos = [speed.ModelInfo(label, loaded.name, loaded.source) for label, loaded, _, _ in models]
     print("models: " + "; ".join(f"{i.label} = {i.name} ({i.source})" for i in infos), flush=True)

@@ -36,9 +36,11 @@ def chihuahua() -> Image.Image:
 
 @pytest.fixture(scope="session")
 def random_resnet() -> helpers.LoadedModel:
-    """A randomly initialised torchvision ResNet-50 (seed 0), for architecture-level tests."""
+    """A randomly initialised torchvision ResNet-50 (seed 0), frozen in eval mode as load_model's, for
+    architecture-level tests (wrap_resnet leaves a model as it is)."""
     torch.manual_seed(0)
-    return helpers.wrap_resnet(torchvision.models.resnet50(), "resnet50", "random init")
+    model = torchvision.models.resnet50().eval().requires_grad_(False)
+    return helpers.wrap_resnet(model, "resnet50", "random init")
 
 
 @pytest.fixture(scope="session")
