@@ -19,10 +19,10 @@ import numpy as np
 from PIL import Image
 
 import helpers
+from helpers import Box
 
 from .data import (
     SHARED_DATA,
-    Box,
     BoxSample,
     CocoPhoto,
     CocoSet,

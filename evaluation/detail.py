@@ -24,7 +24,16 @@ from helpers import check_int
 from .boxes_masks import BOX_RULE, THRESHOLDS, box_sweep, evaluate
 from .data import ROOT, SHARED_DATA, CocoSet, find_dataset, load_coco, load_pets
 from .metrics import gt_known_hits, hit_bits, interval
-from .refine import MaskKey, plain_keys, refine_keys, refine_results, refine_sweep, segment_cost
+from .refine import (
+    REFINE_BASE,
+    MaskKey,
+    plain_keys,
+    refine_keys,
+    refine_results,
+    refine_sweep,
+    segment_cost,
+    setting_name,
+)
 from .running import CLASS_SIZE
 from .sizes import coco_box_samples, size_buckets
 
@@ -35,20 +44,9 @@ ADAPTIVE_BOUNDS: dict[str, tuple[int, int]] = {"photo320": (224, 320), "photo448
 #: Every candidate's name, in the order the report lists them; the first is the baseline of the paired differences.
 CANDIDATES = (*(str(size) for size in DETAIL_SIZES), *ADAPTIVE_BOUNDS)
 BASELINE = CANDIDATES[0]
-#: The one CRF setting of the refinement part (issue 15's choice), every field spelled out: helpers' defaults are
-#: what this protocol re-chooses, so they are not relied on.
-DETAIL_CRF_NAME = "wb80 sxy0.08 ls128"
-DETAIL_CRF = helpers.CRFSettings(
-    temperature=0.1,
-    gaussian_sxy=0.006,
-    gaussian_weight=3.0,
-    bilateral_sxy=0.08,
-    bilateral_srgb=13.0,
-    bilateral_weight=80.0,
-    iterations=5,
-    long_side=128,
-    min_region=0.0,
-)
+#: The one CRF setting of the refinement part: helpers' defaults without speck removal (the grid's base).
+DETAIL_CRF = REFINE_BASE
+DETAIL_CRF_NAME = setting_name(DETAIL_CRF)
 #: The photo the cost is measured on.
 COST_PHOTO = ROOT / "Chihuahua.jpg"
 

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import helpers
+from helpers import Box
 
-from .data import SHARED_DATA, Box, BoxSample, CocoSet, find_dataset, load_box_set, load_coco
+from .data import SHARED_DATA, BoxSample, CocoSet, find_dataset, load_box_set, load_coco
 from .metrics import (
     GroundTruth,
     Predictions,

@@ -20,27 +20,30 @@ import helpers
 
 from .boxes_masks import THRESHOLDS, mask_items
 from .data import ROOT, SHARED_DATA, TEST_DATA, CocoSet, PetsPhoto, find_dataset, load_coco, load_pets
-from .metrics import Speckle, first_best, interval, kfold_choice, speckle
+from .metrics import Speckle, best_key, interval, kfold_choice, speckle
 from .running import forward, median_seconds, photo_options, relabel
 
-#: The CRF fields the grid leaves fixed, spelled out (not helpers' defaults, which the protocol re-chooses).
-REFINE_BASE: dict[str, float] = {
-    "temperature": 0.1,
-    "gaussian_sxy": 0.006,
-    "gaussian_weight": 3.0,
-    "bilateral_srgb": 13.0,
-    "iterations": 5,
-    "min_region": 0.0,
-}
+#: The CRF the grid varies: helpers' defaults without speck removal (speck removal is chosen on its own, over
+#: :data:`SPECK_FRACTIONS`).
+REFINE_BASE = dataclasses.replace(helpers.CRFSettings(), min_region=0.0)
+
+
+def setting_name(settings: helpers.CRFSettings) -> str:
+    """The name of a grid setting in the records: ``"wb80 sxy0.08 ls128"`` (bilateral weight, width, working size)."""
+    return f"wb{settings.bilateral_weight:g} sxy{settings.bilateral_sxy:g} ls{settings.long_side}"
+
+
 #: The CRF settings compared, over :data:`REFINE_BASE`: bilateral weight 80 / 20 / 40 at width 0.08 of the long side
-#: times the working size (long side 128 / 192 / 256 px). The first is issue 15's choice; on ties the first in this
-#: order wins (the cheaper working size first). Weights 5 / 10 and width 0.16 lost in every fold of issue 15's grid
+#: times the working size (long side 128 / 192 / 256 px). On ties the first in this order wins (the cheaper working
+#: size first). Weights 5 / 10 and width 0.16 lost in every fold of the grid at the 224 view
 #: (evaluation/results/refine_224.json), so they are not re-run: the grid's cost grows with the working size's square.
-REFINE_GRID: dict[str, dict[str, float]] = {
-    f"wb{w:g} sxy{s:g} ls{ls}": {"bilateral_weight": w, "bilateral_sxy": s, "long_side": ls}
-    for ls in (128, 192, 256)
-    for s in (0.08,)
-    for w in (80.0, 20.0, 40.0)
+REFINE_GRID: dict[str, helpers.CRFSettings] = {
+    setting_name(settings): settings
+    for settings in (
+        dataclasses.replace(REFINE_BASE, bilateral_weight=w, bilateral_sxy=0.08, long_side=ls)
+        for ls in (128, 192, 256)
+        for w in (80.0, 20.0, 40.0)
+    )
 }
 #: Fold seeds of the repeated cross-validation that shows how much the verdict depends on one split into folds.
 REFINE_SEEDS = tuple(range(10))
@@ -51,7 +54,7 @@ REFINE_THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(3, 10))
 SPECK_FRACTIONS = (0.0, 0.005, 0.01, 0.02)
 #: The key of the plain masks (:func:`.running.relabel`) in the protocol's {key: values}.
 PLAIN = "plain"
-#: The most forward passes of the published classifier ``segment`` top-3 may cost (issue 19).
+#: The most forward passes of the published classifier ``segment`` top-3 may cost.
 SEGMENT_BUDGET_X_FORWARD = 6.0
 #: The sets whose items choose the settings, pooled in this order.
 DEV_SETS = ("pets_seg", "coco_seg_oracle")
@@ -90,12 +93,6 @@ class FamilyChoice(NamedTuple):
     entry: dict[str, object]
     held_out: np.ndarray
     chosen: MaskKey
-
-
-def refine_settings(grid: Mapping[str, Mapping[str, float]] | None = None) -> dict[str, helpers.CRFSettings]:
-    """The ``grid`` (default :data:`REFINE_GRID`) as ``helpers.CRFSettings`` over :data:`REFINE_BASE`."""
-    grid = REFINE_GRID if grid is None else grid
-    return {name: helpers.CRFSettings(**(REFINE_BASE | dict(fields))) for name, fields in grid.items()}
 
 
 def refine_keys(
@@ -145,10 +142,10 @@ def refine_sweep(
 ) -> RefineSweep:
     """Per set and key, the per-item values of the masks of that key: ``(PLAIN, t)``: :func:`relabel` at t;
     ``(setting, t, f)``: ``helpers.refine_label_maps`` at t with ``settings[setting]`` (default
-    :func:`refine_settings`; one call over the thresholds per setting and photo), then ``helpers.remove_specks`` at f
+    :data:`REFINE_GRID`; one call over the thresholds per setting and photo), then ``helpers.remove_specks`` at f
     when f > 0 (no new CRF per fraction); all from one plain ``segment`` per photo (:func:`mask_items` with the
     test-time ``options``). ``measure_speckle``: also :func:`.metrics.speckle` of every refined map, per photo."""
-    settings = refine_settings() if settings is None else settings
+    settings = REFINE_GRID if settings is None else settings
     keys = [MaskKey(*key) for key in keys]
     values: dict[str, dict[MaskKey, list[float]]] = {}
     specks: dict[MaskKey, list[Speckle]] = {key: [] for key in keys if key.setting != PLAIN} if measure_speckle else {}
@@ -198,7 +195,7 @@ def _family_results(
     """One family of keys chosen by 5-fold cross-validation on the pooled items of ``dev_sets``."""
     pooled = _pooled(values, keys, dev_sets)
     _, per_fold, cv = kfold_choice(pooled)
-    chosen = first_best(list(keys), np.array([np.mean(pooled[key]) for key in keys]))
+    chosen = best_key({key: float(np.mean(pooled[key])) for key in keys})
     entry: dict[str, object] = {"cv": interval(cv)}
     sizes = [len(values[name][keys[0]]) for name in dev_sets]
     for name, part in zip(dev_sets, _split(cv, sizes), strict=True):  # the held-out values of each set's items
@@ -233,9 +230,9 @@ def _repeated_cv(
         out["pooled"].append(interval(diff))
         for name, part in zip(dev_sets, _split(diff, sizes), strict=True):
             out[name].append(interval(part))
-    out["above_zero"] = sum(d["low"] > 0 for d in out["pooled"])
-    out["below_zero"] = sum(d["high"] < 0 for d in out["pooled"])
-    out["mean"] = float(np.mean([d["mean"] for d in out["pooled"]]))
+    out["above_zero"] = sum(d.low > 0 for d in out["pooled"])
+    out["below_zero"] = sum(d.high < 0 for d in out["pooled"])
+    out["mean"] = float(np.mean([d.mean for d in out["pooled"]]))
     return out
 
 
@@ -350,7 +347,7 @@ def chosen_crf(results: Mapping[str, object], settings: Mapping[str, helpers.CRF
     refined = MaskKey(**results["refined"]["chosen"])
     if "cleaned" not in results:
         return refined, False
-    keep = results["cleaned_minus_refined_cv"]["pooled"]["high"] >= 0
+    keep = results["cleaned_minus_refined_cv"]["pooled"].high >= 0
     return (MaskKey(**results["cleaned"]["chosen"]) if keep else refined), keep
 
 
@@ -418,7 +415,7 @@ def refine_run(
     if coco is not None:
         top3 = refine_sweep(loaded, [], coco, False, list(dict.fromkeys(chosen.values())))
         results = refine_results(dev.values, top3.values, families)
-    settings = refine_settings()
+    settings = REFINE_GRID
     final, keep = chosen_crf(results, settings)
     final_settings = key_settings(final, settings)
     results["settings"] = {name: dataclasses.asdict(s) for name, s in settings.items()}
@@ -436,7 +433,7 @@ def refine_run(
     }
     repeated = results["repeated_cv"]
     decision: dict[str, object] = {
-        "wins_beyond_interval": results["refined_minus_plain_cv"]["pooled"]["low"] > 0,  # fold seed 0, as registered
+        "wins_beyond_interval": results["refined_minus_plain_cv"]["pooled"].low > 0,  # fold seed 0
         "seeds_beyond_interval": f"{repeated['above_zero']} of {len(repeated['seeds'])}",
         "speck_removal_kept": keep,
         "chosen_crf": dataclasses.asdict(final_settings),
