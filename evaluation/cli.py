@@ -23,13 +23,13 @@ import torch
 
 import helpers
 
-from .boxes_masks import TECHNIQUES, evaluate, summary_line
+from .boxes_masks import TECHNIQUES, evaluate
 from .data import ROOT, SHARED_DATA, data_summary
 from .detail import CANDIDATES, detail_results, detail_view
 from .detection import detection_results
-from .records import RESULTS, jsonable, run_record, write_run
+from .records import RESULTS, jsonable, read, run_record, write_run
 from .refine import refine_run
-from .report import protocol_markdown, write_report
+from .report import protocol_markdown, summary_line, write_report
 from .sizes import sizes_results
 
 
@@ -111,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = technique.config() | {"quick": args.quick}
         record = run_record(config, results, time.perf_counter() - start, model=loaded.name)
         path = write_run(args.out / technique.file_name(), record)
-        print(f"{name}: {summary_line(results)}  -> {_shown(path)}")
+        print(f"{name}: {summary_line(read(path).results)}  -> {_shown(path)}")
     return 0
 
 
@@ -153,6 +153,6 @@ def _protocol_run(args: argparse.Namespace) -> int:
         results = run()
         record = run_record(config | {"limit": args.limit}, results, time.perf_counter() - start, loaded.name)
         path = write_run(args.out / file_name, record)
-        print(protocol_markdown(record))
+        print(protocol_markdown(read(path)))
         print(_shown(path))
     return 0

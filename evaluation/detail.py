@@ -141,18 +141,8 @@ def detail_results(
 ) -> dict[str, object]:
     """One candidate's run (``limit``: the first photos of each set only, for trying things).
 
-    Schema of ``results``::
-
-        boxes_masks: evaluate()'s box results (imagenet_val_227 / imagenet_val with hits and cv_hits); the plain
-                     masks are the refine entry's plain family (records made before the mend of d5e00e9..HEAD also
-                     hold evaluate()'s own, equal, plain-mask sweep here)
-        coco_pairs: {pairs, threshold (the dev-chosen box threshold), gt_known {mean, low, high},
-                     gt_known_by_threshold, hits "0101..", buckets "slm..", seconds_per_photo}
-        refine: refine_results() with the families plain and refined (DETAIL_CRF only): plain | refined {cv,
-                cv_<set>, held_out_<set>, chosen, ...}, refined_minus_plain_cv, coco_seg_top3 {plain, refined,
-                values_plain, values_refined, refined_minus_plain}, repeated_cv;  setting: DETAIL_CRF's fields
-        cost: {row: multiple of one forward pass of the published classifier}: detect top-5, segment top-3 plain and
-              refined (DETAIL_CRF), on the Chihuahua, single-thread as run;  cost_photo_size: its detail size
+    The results, as the record's ``results`` holds them: :class:`.records.DetailResults` (the plain masks are the
+    refine entry's plain family; ``boxes_masks`` holds the boxes only).
     """
     options = view.options()
     # Boxes only: the refine sweep below segments each mask photo once and scores the plain masks itself.

@@ -154,15 +154,9 @@ def run_record(
 # --------------------------------------------------------------------------------------------
 
 
-def json_key(name: str) -> Any:
-    """A dataclass field read from the JSON key ``name`` (one that is no Python name, e.g. ``"detect top-5"``)."""
-    return field(metadata={"key": name})
-
-
-def other_keys() -> Any:
-    """A dataclass field ``dict[str, V]`` that takes every key no other field names (keys that are data, e.g. the
-    detection settings ``"one"``, ``"peaks 0.35"``)."""
-    return field(metadata={"rest": True})
+#: The metadata of a dataclass field that takes every key no other field names (keys that are data, e.g. the
+#: detection settings ``"one"``, ``"peaks 0.35"``): ``field(metadata=OTHER_KEYS)``, typed ``dict[str, V]``.
+OTHER_KEYS = {"other_keys": True}
 
 
 @functools.cache
@@ -195,10 +189,10 @@ def _dataclass(kind: type[T], value: object, where: str) -> T:
     used: set[str] = set()
     rest = None
     for f in dataclasses.fields(kind):
-        if f.metadata.get("rest"):
+        if f.metadata.get("other_keys"):
             rest = f
             continue
-        key = f.metadata.get("key", f.name)
+        key = f.metadata.get("json", f.name)
         if key in mapping:
             values[f.name] = parse(hints[f.name], mapping[key], f"{where}.{key}")
             used.add(key)
@@ -214,10 +208,10 @@ def _dataclass(kind: type[T], value: object, where: str) -> T:
 
 def parse(kind: Any, value: object, where: str = "value") -> Any:
     """``value`` (JSON data: dicts, lists, numbers, strings, None) read as the type ``kind``: a dataclass (each field
-    from the key of its name, or of :func:`json_key`; :func:`other_keys` takes the rest; a key no field takes is an
-    error), a NamedTuple, ``dict[K, V]`` (number keys from their strings), ``list[T]``, a union (its first member
-    that fits; None for an optional), ``float`` (also from an int), ``int``, ``bool``, ``str`` or ``object``. An
-    error names ``where`` and the path of keys to the value."""
+    from the key of its name, or of its ``metadata["json"]``; a field with :data:`OTHER_KEYS` takes the rest; a key
+    no field takes is an error), a NamedTuple, ``dict[K, V]`` (number keys from their strings), ``list[T]``, a union
+    (its first member that fits; None for an optional), ``float`` (also from an int), ``int``, ``bool``, ``str`` or
+    ``object``. An error names ``where`` and the path of keys to the value."""
     origin = typing.get_origin(kind)
     if kind in (object, Any):
         return value
@@ -332,7 +326,7 @@ class BoxSet:
     top1_classification: Interval
     median_largest_box_area: float
     seconds_per_photo: float
-    rules: dict[str, BoxRule] = other_keys()
+    rules: dict[str, BoxRule] = field(metadata=OTHER_KEYS)
 
     @property
     def largest(self) -> BoxRule:
@@ -371,10 +365,10 @@ class BoxesMasks:
 class Cost:
     """Seconds as multiples of one forward pass of the published classifier (:func:`.refine.segment_cost`)."""
 
-    forward: float = json_key("forward (published)")
-    segment_plain: float = json_key("segment top-3, plain")
-    segment_refined: float = json_key("segment top-3, refined")
-    detect_top5: float | None = field(default=None, metadata={"key": "detect top-5"})
+    forward: float = field(metadata={"json": "forward (published)"})
+    segment_plain: float = field(metadata={"json": "segment top-3, plain"})
+    segment_refined: float = field(metadata={"json": "segment top-3, refined"})
+    detect_top5: float | None = field(default=None, metadata={"json": "detect top-5"})
 
 
 # --------------------------------------------------------------------------------------------
@@ -518,7 +512,7 @@ class RefineResults:
     repeated_cv_cleaned_minus_refined: RepeatedCV | None = None
     coco_seg_top3: Top3 | None = None
     settings: dict[str, dict[str, float]] | None = None
-    setting: dict[str, float] | None = None
+    setting: helpers.CRFSettings | None = None
     thresholds: list[float] | None = None
     speck_fractions: list[float] | None = None
     speckle: SpeckleResults | None = None
@@ -546,7 +540,7 @@ class DetectionSet:
     (``"peaks 0.35"``): scores}; the photos, time per photo and, on COCO with oracle classes, the AP ceiling of each
     key's boxes ranked by their IoU with the truth."""
 
-    by_key: dict[str, DetectionScores] = other_keys()
+    by_key: dict[str, DetectionScores] = field(metadata=OTHER_KEYS)
     photos: int | None = None
     seconds_per_photo: float | None = None
     ceiling: dict[str, float] | None = None

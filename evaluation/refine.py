@@ -54,8 +54,8 @@ REFINE_THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(3, 10))
 SPECK_FRACTIONS = (0.0, 0.005, 0.01, 0.02)
 #: The key of the plain masks (:func:`.running.relabel`) in the protocol's {key: values}.
 PLAIN = "plain"
-#: The most forward passes of the published classifier ``segment`` top-3 may cost.
-SEGMENT_BUDGET_X_FORWARD = 6.0
+#: The most forward passes of the published classifier ``detect`` top-5 and ``segment`` top-3 may each cost.
+BUDGET_X_FORWARD = 6.0
 #: The sets whose items choose the settings, pooled in this order.
 DEV_SETS = ("pets_seg", "coco_seg_oracle")
 #: The families of keys, each chosen by cross-validation, and the paired differences reported (new, base).
@@ -375,35 +375,7 @@ def refine_run(
     photo's three masks) before and after removal. ``published`` (the stride-2 classifier): the cost of ``detect``
     top-5 and ``segment`` top-3. ``limit``: the first photos of each set only (for trying things).
 
-    Schema of ``results``::
-
-        items: {set: number of items (photos for pets_seg, (photo, class) pairs for COCO)}
-        settings: {setting name: every helpers.CRFSettings field};  thresholds: [tau, ...];  speck_fractions: [f, ...]
-        plain | refined | cleaned: {
-            cv: {mean, low, high}               held-out score over the pooled items
-            cv_pets_seg, cv_coco_seg_oracle: {mean, low, high}   the same held-out values, per set
-            held_out_pets_seg, held_out_coco_seg_oracle: [value per item]
-            cv_choices: [{setting, threshold, min_region}] * 5   the key chosen on the other folds, per fold
-            chosen: {setting, threshold, min_region}   chosen on all development items
-            at_chosen: {set: {mean, low, high}} (in-sample at the chosen key)
-            mean_by_key: {set: {"setting|threshold[|min_region]": mean}}   (setting "plain" for the plain family)
-        }
-        refined_minus_plain_cv, cleaned_minus_refined_cv: {pooled | pets_seg | coco_seg_oracle: {mean, low, high}}
-        coco_seg_top3: {plain | refined | cleaned: {mean, low, high}; values_<family>: [per pair];
-                        refined_minus_plain, cleaned_minus_refined: {mean, low, high}}
-        repeated_cv (refined - plain), repeated_cv_cleaned_minus_refined:
-            {seeds, pooled | pets_seg | coco_seg_oracle: [{mean, low, high}] per seed, above_zero, below_zero, mean}
-        speckle: {refined | cleaned | cleaned_before: {photos, components (mean total per photo),
-                  worst_small_share (mean)}   the development photos at the refined / cleaned chosen key, and the
-                  cleaned key without its removal;
-                  dog_and_cat: {before | after: {classes, components, small_share, total_components,
-                  worst_small_share}, min_region}   at the chosen key}
-        seconds: {segment: s/photo (plain), refine: s per refined label map}
-        cost (with published): {row: multiple of a forward pass}, detect top-5 and segment top-3 on the Chihuahua
-        decision: {wins_beyond_interval (refined - plain, fold seed 0), seeds_beyond_interval, speck_removal_kept,
-                   chosen_crf: CRFSettings fields, chosen_refined_threshold, chosen_plain_threshold, within_budget,
-                   refined_default, defaults_are_chosen: helpers' CRFSettings() (every field, long_side and
-                   min_region included), DEFAULT_REFINED_MASK_THRESHOLD and DEFAULT_MASK_THRESHOLD are the chosen}
+    The results, as the record's ``results`` holds them: :class:`.records.RefineResults`.
     """
     pets = [] if (root := find_dataset("pets_seg", data)) is None else load_pets(root)[:limit]
     coco = None if (root := find_dataset("coco_seg", data)) is None else load_coco(root).head(limit)
@@ -442,7 +414,7 @@ def refine_run(
     }
     if published is not None:
         results["cost"] = segment_cost(loaded, published, helpers.load_image(ROOT / "Chihuahua.jpg"), final_settings)
-        decision["within_budget"] = results["cost"]["segment top-3, refined"] <= SEGMENT_BUDGET_X_FORWARD
+        decision["within_budget"] = results["cost"]["segment top-3, refined"] <= BUDGET_X_FORWARD
     signature = inspect.signature(helpers.segment).parameters.get("refine")
     decision["refined_default"] = None if signature is None else signature.default
     decision["defaults_are_chosen"] = defaults_are_chosen(final_settings, final.threshold, chosen["plain"].threshold)
