@@ -707,9 +707,10 @@ for photo_name, photo in (("Chihuahua.jpg", image), (file, test_photo)):
 # * **Test photos report**: 60 full-size ImageNet validation photos (`tests/data/imagenet_val`, 103 boxes), on which no
 #   default was chosen.
 #
-# The measuring system is its own package, `evaluation/`: `python -m evaluation` runs each protocol and writes one JSON file per
-# run to `evaluation/results/` (all tables: `evaluation/results/README.md`). Each file records the model that made it; this
-# section shows those files, labelled with that model, and re-checks a little of them live with the model loaded now.
+# The measuring system is its own package, `evaluation/`: `python -m evaluation` runs each protocol and writes one
+# JSON file per run to `evaluation/results/` (all tables: `evaluation/results/README.md`). Each file records the model
+# that made it; this section prints those files' tables (`evaluation/show.py`), labelled with that model, and
+# re-checks a little of them live with the model loaded now.
 #
 # Metrics: **GT-known localization** (the box of the *true* class has IoU ≥ 0.5 with a ground-truth box), **top-1
 # localization** (also the top-1 class is right), **MaxBoxAccV2** (Choe et al., CVPR 2020: the best GT-known over
