@@ -505,7 +505,6 @@ class RefineResults:
     refined: Family
     refined_minus_plain_cv: SetDifference
     repeated_cv: RepeatedCV
-    seconds: Seconds
     plain: Family | None = None
     cleaned: Family | None = None
     cleaned_minus_refined_cv: SetDifference | None = None
@@ -518,6 +517,7 @@ class RefineResults:
     speckle: SpeckleResults | None = None
     cost: Cost | None = None
     decision: RefineDecision | None = None
+    seconds: Seconds | None = None
 
 
 # --------------------------------------------------------------------------------------------

@@ -173,4 +173,3 @@ def test_load_coco_shared():
     for p in coco.photos:
         assert p.labels.shape == (p.photo.height, p.photo.width)
         assert set(np.unique(p.labels).tolist()) - {0, 255} == set(p.classes_present), p.name
-

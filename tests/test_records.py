@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import helpers
-from evaluation import boxes_masks, records
+from evaluation import records
 from evaluation.metrics import Interval
 from evaluation.refine import MaskKey
 
@@ -133,19 +133,6 @@ def test_load_reads_one_record_by_name_and_names_those_there(tmp_path):
     assert records.load("a", tmp_path).config.technique == "plain"
     with pytest.raises(FileNotFoundError, match=r"No record 'b' in .*: it holds \['a'\]"):
         records.load("b", tmp_path)
-
-
-def test_the_techniques_match_their_stored_runs():
-    for name, technique in boxes_masks.TECHNIQUES.items():
-        stored = records.load(technique.file_name().removesuffix(".json")).config
-        assert isinstance(stored, records.TechniqueConfig) and stored.technique == name
-        assert (stored.dilated, stored.input_sizes, stored.flip) == (
-            technique.dilated,
-            list(technique.input_sizes),
-            technique.flip,
-        )
-        assert set(technique.options()) == {"input_sizes", "flip"}  # keyword arguments of detect and segment
-    assert boxes_masks.TECHNIQUES["dilated, sizes 224+320"].file_name() == "dilated_sizes_224_320.json"
 
 
 def test_a_record_without_its_model_or_with_an_unknown_key_is_rejected(tmp_path):
