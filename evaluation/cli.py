@@ -7,7 +7,7 @@ python -m evaluation --detection           # AP@0.5 and CorLoc -> results/detect
 python -m evaluation --sizes               # boxes by object size -> results/sizes.json
 python -m evaluation --refine              # the CRF refinement's protocol -> results/refine.json
 python -m evaluation --detail 320          # one detail-size candidate -> results/detail_320.json
-python -m evaluation --detail 320 --limit 5 --out /tmp/try   # a few photos per set, to try it
+python -m evaluation --detail 320 --limit 5 --out build/try   # a few photos per set, to try it
 python -m evaluation --markdown            # the tables of results/*.json -> results/README.md
 """
 
@@ -50,7 +50,12 @@ def parser() -> argparse.ArgumentParser:
     out.add_argument(
         "--technique", action="append", choices=sorted(TECHNIQUES), help="technique(s) to run (default: all)"
     )
-    out.add_argument("--model", default="efficientnet_lite0", choices=helpers.MODEL_NAMES)
+    out.add_argument(
+        "--model",
+        default="efficientnet_lite0",
+        choices=helpers.MODEL_NAMES,
+        help="the classifier measured (default: the offline stand-in, efficientnet_lite0)",
+    )
     out.add_argument("--out", type=Path, default=RESULTS, help="folder for the JSON files, one per run")
     out.add_argument(
         "--quick",
