@@ -16,8 +16,9 @@ import helpers
 from .boxes_masks import BOX_RULE
 from .detail import BASELINE, CANDIDATES
 from .metrics import Interval, interval, paired_difference
-from .records import (
-    RESULTS,
+from .records import RESULTS, load_all, write_atomically
+from .refine import MaskKey
+from .schema import (
     BoxesMasks,
     CRFReferenceRecord,
     CRFReferenceResults,
@@ -33,10 +34,7 @@ from .records import (
     SizesRecord,
     SizesResults,
     TechniqueRecord,
-    load_all,
-    write_atomically,
 )
-from .refine import MaskKey
 from .sizes import ALL_PHOTOS, SIZE_BUCKETS, SIZES_BEFORE
 
 #: The report's file, beside the records it is generated from.

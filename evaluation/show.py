@@ -17,7 +17,9 @@ from helpers import Box
 from .data import BoxSample
 from .detail import BASELINE
 from .metrics import Interval, paired_difference
-from .records import (
+from .refine import BUDGET_X_FORWARD
+from .report import DETAIL_PAIRED, ci_text, ordered_details, per_item, values_difference
+from .schema import (
     CRFReferenceRecord,
     DetailRecord,
     DetectionRecord,
@@ -26,8 +28,6 @@ from .records import (
     SizesRecord,
     TechniqueRecord,
 )
-from .refine import BUDGET_X_FORWARD
-from .report import DETAIL_PAIRED, ci_text, ordered_details, per_item, values_difference
 from .sizes import ALL_PHOTOS
 
 #: The paired differences against the 224 view the notebook shows: (header, percent, the report's column).

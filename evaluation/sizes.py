@@ -32,8 +32,9 @@ from .metrics import (
     largest_box_fraction,
     oracle_classes,
 )
-from .records import RESULTS, SizesRecord, read
+from .records import RESULTS, read
 from .running import predict
+from .schema import SizesRecord
 
 #: Names of the object-size buckets, smallest first.
 SIZE_BUCKETS = ("small", "medium", "large")

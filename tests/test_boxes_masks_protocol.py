@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 import helpers
-from evaluation import boxes_masks, data, metrics, records
+from evaluation import boxes_masks, data, metrics, records, schema
 
 
 def test_box_sweep_gives_detects_box_at_every_threshold(lite):
@@ -33,7 +33,7 @@ def test_box_results_of_a_hand_built_sweep():
     boxes[0.3] = [truth, truth, truth, None]
     sweep = boxes_masks.BoxSweep(boxes, [True, False, True, True], 0.5)
     results = boxes_masks.box_results(sweep, samples, chosen=0.3)
-    typed = records.parse(records.BoxSet, records.jsonable(results, "results"))  # as the record holds it
+    typed = records.parse(schema.BoxSet, records.jsonable(results, "results"))  # as the record holds it
     assert typed.photos == 4 and typed.median_largest_box_area == 0.25 and typed.seconds_per_photo == 0.5
     assert typed.top1_classification.mean == 0.75
     rule = typed.largest
@@ -48,12 +48,12 @@ def test_mask_results_of_hand_built_values():
     best = [0.5, 0.6, 0.7, 0.8, 0.9]
     values = {t: [0.1, 0.2, 0.3, 0.2, 0.2] for t in boxes_masks.THRESHOLDS}
     values[0.25] = best  # the best on every photo: chosen in every fold
-    typed = records.parse(records.MaskSet, records.jsonable(boxes_masks.mask_results(values), "results"))
+    typed = records.parse(schema.MaskSet, records.jsonable(boxes_masks.mask_results(values), "results"))
     assert (typed.items, typed.threshold, typed.cv_thresholds, typed.values) == (5, 0.25, [0.25] * 5, best)
     expected = metrics.interval(best)
     assert dataclasses.astuple(typed.at_threshold) == pytest.approx(dataclasses.astuple(expected), abs=1e-4)
     assert typed.cv.mean == pytest.approx(0.7) and typed.mean_by_threshold[0.05] == pytest.approx(0.2)
-    applied = records.parse(records.MaskSet, records.jsonable(boxes_masks.mask_results(values, 0.3), "results"))
+    applied = records.parse(schema.MaskSet, records.jsonable(boxes_masks.mask_results(values, 0.3), "results"))
     assert applied.threshold == 0.3 and applied.cv is None and applied.at_threshold.mean == pytest.approx(0.2)
 
 
@@ -62,7 +62,7 @@ def test_techniques_options_config_and_files_match_the_stored_runs():
         assert technique.name == name
         assert set(technique.options()) == {"input_sizes", "flip"}  # keyword arguments of detect and segment
         stored = records.load(technique.file_name().removesuffix(".json")).config
-        assert isinstance(stored, records.TechniqueConfig) and stored.technique == name
+        assert isinstance(stored, schema.TechniqueConfig) and stored.technique == name
         expected = (technique.dilated, list(technique.input_sizes), technique.flip)
         assert (stored.dilated, stored.input_sizes, stored.flip) == expected
     assert boxes_masks.TECHNIQUES["dilated, sizes 224+320"].file_name() == "dilated_sizes_224_320.json"

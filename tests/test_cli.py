@@ -8,7 +8,7 @@ import sys
 import pytest
 
 import helpers
-from evaluation import cli, records
+from evaluation import cli, records, schema
 
 OPTIONS = ["--data", "--technique", "--model", "--out", "--quick", "--summary", "--markdown", "--detection", "--sizes"]
 OPTIONS += ["--refine", "--detail", "--limit"]
@@ -71,7 +71,7 @@ def test_a_tiny_sizes_run_on_the_test_data(tmp_path, capsys):
     out = tmp_path / "results"
     assert cli.main(["--sizes", "--limit", "2", "--data", str(tmp_path / "none"), "--out", str(out)]) == 0
     record = records.load("sizes", out)
-    assert isinstance(record, records.SizesRecord) and record.model == "efficientnet_lite0"
+    assert isinstance(record, schema.SizesRecord) and record.model == "efficientnet_lite0"
     assert record.config.limit == 2 and record.config.input_sizes == list(helpers.DEFAULT_INPUT_SIZES)
     assert list(record.results.sets) == ["imagenet_val"]  # the only box set in tests/data
     entry = record.results.sets["imagenet_val"]

@@ -9,7 +9,7 @@ import torchvision.transforms.functional as TF
 from PIL import Image
 
 import helpers
-from evaluation import detection, records
+from evaluation import detection, records, schema
 from evaluation.metrics import Interval
 
 TOP_CLASS = 999  # the stand-in ranks the classes by index: 999 first, with a probability of about 1
@@ -71,7 +71,7 @@ def test_detection_protocol_scores_one_box_per_class_against_one_box_per_peak(re
     (root / "annotations.json").write_text(json.dumps(entries))
 
     raw = detection.detection_results(red, {}, tmp_path)  # no COCO and no development boxes: tests/data has none
-    results = records.parse(records.DetectionResults, records.jsonable(raw, "results"))  # as the record holds it
+    results = records.parse(schema.DetectionResults, records.jsonable(raw, "results"))  # as the record holds it
     chosen = detection.key_name(("peaks", helpers.DEFAULT_INSTANCE_THRESHOLD))
     assert results.instance_setting == chosen == "peaks 0.35"
     assert results.coco_oracle is None and results.imagenet_val_227_several_objects is None

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import helpers
-from evaluation import records
+from evaluation import records, schema
 from evaluation.metrics import Interval
 from evaluation.refine import MaskKey
 
@@ -96,12 +96,12 @@ def test_stored_records_are_written_byte_for_byte_as_they_are(tmp_path):
 # ---- reading --------------------------------------------------------------------------------------------------------
 
 KINDS = {
-    "crf_reference": records.CRFReferenceRecord,
-    "detection": records.DetectionRecord,
-    "refine": records.RefineRecord,
-    "refine_224": records.RefineRecord,
-    "sizes": records.SizesRecord,
-    "sizes_224": records.SizesRecord,
+    "crf_reference": schema.CRFReferenceRecord,
+    "detection": schema.DetectionRecord,
+    "refine": schema.RefineRecord,
+    "refine_224": schema.RefineRecord,
+    "sizes": schema.SizesRecord,
+    "sizes_224": schema.SizesRecord,
 }
 
 
@@ -109,7 +109,7 @@ def test_every_stored_record_loads_as_the_type_of_its_kind_with_its_model():
     stored = records.load_all()
     assert list(stored) == sorted(p.stem for p in RESULTS.glob("*.json"))
     for stem, record in stored.items():
-        expected = KINDS.get(stem, records.DetailRecord if stem.startswith("detail_") else records.TechniqueRecord)
+        expected = KINDS.get(stem, schema.DetailRecord if stem.startswith("detail_") else schema.TechniqueRecord)
         assert type(record) is expected, stem
         assert record.file == f"{stem}.json" and record.model and record.torch and record.torchvision
     assert stored["refine"].results.decision.chosen_crf == helpers.CRFSettings()
@@ -157,7 +157,7 @@ def test_parse_reads_json_data_as_types():
     assert records.parse(float | None, None) is None and records.parse(float, 3) == 3.0
     assert records.parse(MaskKey, {"setting": "plain", "threshold": 0.3}) == MaskKey("plain", 0.3, 0.0)
     cost = records.parse(
-        records.Cost, {"forward (published)": 1.0, "segment top-3, plain": 4.0, "segment top-3, refined": 8.0}
+        schema.Cost, {"forward (published)": 1.0, "segment top-3, plain": 4.0, "segment top-3, refined": 8.0}
     )
     assert (cost.forward, cost.segment_plain, cost.segment_refined, cost.detect_top5) == (1.0, 4.0, 8.0, None)
     with pytest.raises(TypeError, match=r"x\[1\] must be int, got str"):
@@ -177,7 +177,7 @@ def test_a_kind_registers_its_record_type_in_one_line(tmp_path, monkeypatch):
 
     @records.register("speed")  # the one line; the type's fields are the schema
     @dataclasses.dataclass(frozen=True, kw_only=True)
-    class SpeedRecord(records.Record):
+    class SpeedRecord(schema.Record):
         config: dict[str, object]
         results: Speed
 
@@ -186,4 +186,4 @@ def test_a_kind_registers_its_record_type_in_one_line(tmp_path, monkeypatch):
     records.write_run(tmp_path / "other.json", made)
     loaded = records.load_all(tmp_path)
     assert isinstance(loaded["speed"], SpeedRecord) and loaded["speed"].results.rows == {"detect top-5": 4.9}
-    assert type(loaded["other"]) is records.Record and loaded["other"].results == {"rows": {"detect top-5": 4.9}}
+    assert type(loaded["other"]) is schema.Record and loaded["other"].results == {"rows": {"detect top-5": 4.9}}

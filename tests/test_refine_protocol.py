@@ -7,15 +7,15 @@ import numpy as np
 import pytest
 
 import helpers
-from evaluation import data, records, refine
+from evaluation import data, records, refine, schema
 from evaluation.metrics import Interval
 
 DATA = data.TEST_DATA
 
 
-def as_recorded(results: dict) -> records.RefineResults:
+def as_recorded(results: dict) -> schema.RefineResults:
     """A protocol's results as its record holds them (written as JSON, read back as the type)."""
-    return records.parse(records.RefineResults, records.jsonable(results, "results"))
+    return records.parse(schema.RefineResults, records.jsonable(results, "results"))
 
 
 def _protocol_values(n_pets: int, n_coco: int, plain_best: float, refined_best: refine.MaskKey) -> dict:
@@ -179,7 +179,7 @@ def test_repeated_cv_counts_the_seeds_whose_interval_is_above_zero():
     n = 12
     dev = {"pets_seg": {k: [0.5] * n for k in keys}}
     dev["pets_seg"][best] = [1.5] + [0.5] * (n - 1)
-    out = records.parse(records.RepeatedCV, records.jsonable(refine._repeated_cv(dev, ["pets_seg"], (0, 1, 2)), "r"))
+    out = records.parse(schema.RepeatedCV, records.jsonable(refine._repeated_cv(dev, ["pets_seg"], (0, 1, 2)), "r"))
     assert out.seeds == [0, 1, 2] and out.above_zero == 0 and out.below_zero == 0
     assert out.mean == pytest.approx(1 / n, abs=1e-4)  # as recorded: 4 digits
     assert [d.low for d in out.pooled] == [0.0, 0.0, 0.0] and out.pooled == out.pets_seg

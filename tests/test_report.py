@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from evaluation import metrics, records, report, show, sizes
+from evaluation import metrics, records, report, schema, show, sizes
 
 RESULTS = records.RESULTS
 
@@ -56,7 +56,7 @@ def _interval(mean: float) -> dict:
     return {"mean": mean, "low": mean - 0.01, "high": mean + 0.01}
 
 
-def _detail_record(name: str, dev_hits: str, pets: list[float], threshold: float) -> records.DetailRecord:
+def _detail_record(name: str, dev_hits: str, pets: list[float], threshold: float) -> schema.DetailRecord:
     """The stored 224 record as candidate ``name``, with dev CV hits ``dev_hits`` and the Pets held-out values
     ``pets`` (plain and refined); without its COCO items, so only those two and the test photos can pair."""
     data = json.loads((RESULTS / "detail_224.json").read_text())
@@ -95,7 +95,7 @@ def test_detail_table_rows_and_paired_differences():
 
 
 def test_stored_detail_runs_pair_on_every_column():
-    details = [r for r in records.load_all().values() if isinstance(r, records.DetailRecord)]
+    details = [r for r in records.load_all().values() if isinstance(r, schema.DetailRecord)]
     lines = report.detail_tables(details)
     paired = lines[lines.index(next(line for line in lines if line.startswith("Paired differences"))) + 4 :]
     assert len(paired) == len(details) - 1 and not any("–" in line for line in paired)  # every column reads a value
@@ -122,7 +122,7 @@ def test_sizes_table_shows_before_and_the_paired_difference():
         "sets": {"imagenet_val": entry},
         "before": {"file": "sizes_224.json", "default_threshold": before.default_threshold},
     }
-    table = report.sizes_markdown(records.parse(records.SizesResults, records.jsonable(results, "results")))
+    table = report.sizes_markdown(records.parse(schema.SizesResults, records.jsonable(results, "results")))
     assert "before (`sizes_224.json`, at 0.25) | after - before (paired) |" in table
     (row,) = [line for line in table.splitlines() if line.startswith("| all |")]
     expected = report.ci_text(metrics.interval(after.astype(float) - hits), signed=True)
@@ -138,7 +138,7 @@ def test_notebook_tables_print_the_records_numbers(capsys):
     table = capsys.readouterr().out
     for name in ("plain", "dilated", "dilated, flip"):
         record = next(
-            r for r in stored.values() if isinstance(r, records.TechniqueRecord) and r.config.technique == name
+            r for r in stored.values() if isinstance(r, schema.TechniqueRecord) and r.config.technique == name
         )
         gt_known = report.ci_text(record.results.imagenet_val_227.largest.gt_known_cv)
         (row,) = [line for line in table.splitlines() if line.startswith(f"  {name} ")]

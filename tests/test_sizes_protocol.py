@@ -11,7 +11,7 @@ import torchvision.transforms.functional as TF
 from PIL import Image
 
 import helpers
-from evaluation import data, metrics, records, report, sizes
+from evaluation import data, metrics, records, report, schema, sizes
 from evaluation.metrics import Interval
 
 
@@ -19,9 +19,9 @@ def sample(width: int, height: int, boxes: list) -> data.BoxSample:
     return data.BoxSample(Image.new("RGB", (width, height)), 0, boxes, "x")
 
 
-def by_size(out: dict) -> dict[str, records.SizeBucket]:
+def by_size(out: dict) -> dict[str, schema.SizeBucket]:
     """:func:`sizes.gt_known_by_size`'s result as the records hold it."""
-    return records.parse(dict[str, records.SizeBucket], records.jsonable(out, "out"))
+    return records.parse(dict[str, schema.SizeBucket], records.jsonable(out, "out"))
 
 
 def paired(out: dict) -> dict[str, Interval | None]:
@@ -109,7 +109,7 @@ def test_oracle_ceiling_is_at_least_every_threshold():
 
 def test_gt_known_by_size_empty_bucket():
     out = by_size(sizes.gt_known_by_size({0.25: [True, False]}, ["large", "large"], 0.25))
-    assert out["small"] == records.SizeBucket(photos=0)  # every other field None
+    assert out["small"] == schema.SizeBucket(photos=0)  # every other field None
     assert out["large"].photos == 2
 
 
@@ -139,7 +139,7 @@ def test_before_after_pairs_the_same_photos_per_bucket():
     buckets = np.array(["small", "small", "large", "medium"])  # a run on the first four photos of five
     after = np.array([True, True, True, True])  # before: 0, 1, 1, 0
     out = records.parse(
-        records.BeforeAfter, records.jsonable(sizes.before_after("sslml", "01101", after, buckets), "x")
+        schema.BeforeAfter, records.jsonable(sizes.before_after("sslml", "01101", after, buckets), "x")
     )
     assert out.hits_at_default == "0110"
     assert out.gt_known_by_size["small"].mean == pytest.approx(0.5)
@@ -203,7 +203,7 @@ def test_sizes_results_end_to_end_on_hand_built_sets(fixed, tmp_path):
     _box_set(tmp_path / "imagenet_val_227", [small, large])
     _box_set(tmp_path / "imagenet_val", [large])
     raw = sizes.sizes_results(fixed, tmp_path)
-    results = records.parse(records.SizesResults, records.jsonable(raw, "results"))  # as the record holds them
+    results = records.parse(schema.SizesResults, records.jsonable(raw, "results"))  # as the record holds them
     dev = results.sets["imagenet_val_227"]
     assert dev.bucket_counts == {"small": 1, "medium": 0, "large": 1}
     assert dev.buckets == "sl"
