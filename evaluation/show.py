@@ -127,16 +127,17 @@ def detail_differences(runs: Iterable[Record]) -> None:
             f"paired differences against the 224 view, development photos ({best.model}; '-' where the items differ):"
         )
         print(f"{'':<12}" + "".join(f"{header:>26}" for header, _, _ in columns))
-        for name, r in detail.items():
-            if name == BASELINE:
-                continue
-            row = {header: _paired(per_item(base, read), per_item(r.results, read)) for header, _, read in columns}
+        rows = {
+            name: {header: _paired(per_item(base, read), per_item(r.results, read)) for header, _, read in columns}
+            for name, r in detail.items()
+            if name != BASELINE
+        }
+        for name, row in rows.items():
             cells = [_or_dash(row[header], percent, True) for header, percent, _ in columns]
             print(f"{_mark(name, chosen):<12}" + "".join(f"{cell:>26}" for cell in cells))
-            if name == chosen:
-                wins = [header for header, d in row.items() if d is not None and d.low > 0]
-                losses = [header for header, d in row.items() if d is not None and d.high < 0]
-        if chosen != BASELINE:
+        if chosen in rows:
+            wins = [header for header, d in rows[chosen].items() if d is not None and d.low > 0]
+            losses = [header for header, d in rows[chosen].items() if d is not None and d.high < 0]
             print(
                 f"\nthe default ({chosen}) against 224: wins beyond the interval on {wins}; loses beyond the interval "
                 f"on {losses or 'none'}"
