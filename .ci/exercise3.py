@@ -710,9 +710,10 @@ for photo_name, photo in (("Chihuahua.jpg", image), (file, test_photo)):
 # * **Test photos report**: 60 full-size ImageNet validation photos (`tests/data/imagenet_val`, 103 boxes), on which no
 #   default was chosen.
 #
-# The evaluation lives beside the tests: `python -m evaluation` runs each protocol and writes one JSON file per
-# run to `evaluation/results/` (all tables: `evaluation/results/README.md`). Each file records the model that made it; this
-# section shows those files, labelled with that model, and re-checks a little of them live with the model loaded now.
+# The measuring system is its own package, `evaluation/`: `python -m evaluation` runs each protocol and writes one
+# JSON file per run to `evaluation/results/` (all tables: `evaluation/results/README.md`). Each file records the model
+# that made it; this section prints those files' tables (`evaluation/show.py`), labelled with that model, and
+# re-checks a little of them live with the model loaded now.
 #
 # Metrics: **GT-known localization** (the box of the *true* class has IoU ≥ 0.5 with a ground-truth box), **top-1
 # localization** (also the top-1 class is right), **MaxBoxAccV2** (Choe et al., CVPR 2020: the best GT-known over
@@ -730,137 +731,23 @@ for photo_name, photo in (("Chihuahua.jpg", image), (file, test_photo)):
 # published (budget: 6 each). `*` marks the default, `H.DEFAULT_INPUT_SIZES`.
 
 # %%
-import json
-from pathlib import Path
-
-from evaluation import boxes_masks, metrics, report  # the measuring system (python -m evaluation)
+from evaluation import records, show  # the measuring system (python -m evaluation): its records and their tables
+from evaluation.boxes_masks import box_sweep
 from evaluation.data import load_box_set
-from evaluation.metrics import bootstrap_ci
+from evaluation.metrics import gt_known_hits
 
-ci = report.ci_text  # "mean [low, high]" of a bootstrap interval
-rule = "largest"  # detect()'s box, the largest component
-records = {p.stem: json.loads(p.read_text()) for p in sorted(Path("evaluation/results").glob("*.json"))}
-versions = sorted({f"{r['model']} (torch {r['torch']}, torchvision {r['torchvision']})" for r in records.values()})
-print(f"stored results (evaluation/results/*.json) made with: {'; '.join(versions)}")
-print(f"to measure the model loaded now: python -m evaluation --model {loaded.name} --out DIR")
-if {r["model"] for r in records.values()} != {loaded.name}:
-    print(f"note: the model loaded now is {loaded.name}; the stored numbers below are not its numbers")
-
-order = ["224", "288", "320", "384", "448", "photo320", "photo448"]
-detail = {r["config"]["detail"]: r for r in records.values() if r["config"].get("technique") == "detail"}
-detail = {name: detail[name] for name in sorted(detail, key=lambda n: order.index(n) if n in order else len(order))}
-chosen = next((n for n, r in detail.items() if r["config"]["input_sizes"] == list(H.DEFAULT_INPUT_SIZES)), None)
-if chosen is None:
-    raise FileNotFoundError(f"no evaluation/results/detail_*.json for the default input_sizes {H.DEFAULT_INPUT_SIZES}: "
-                            "run python -m evaluation --detail NAME")
-best = detail[chosen]["results"]  # the default's record
-stored_model = detail[chosen]["model"]
-
-
-def mark(name):
-    return f"{'*' if name == chosen else ' '} {name}"
-
-
-print(f"\nboxes ({stored_model}){'':<4}{'dev GT-known (CV)':>24}{'t':>6}{'test GT-known':>24}{'COCO pairs GT-known':>24}"
-      f"{'dev top-1':>10}{'detect x':>10}")
-for name, r in detail.items():
-    res = r["results"]
-    dev, test = res["boxes_masks"]["imagenet_val_227"][rule], res["boxes_masks"]["imagenet_val"][rule]
-    pairs = res.get("coco_pairs", {}).get("gt_known")
-    print(f"{mark(name):<22}{ci(dev['gt_known_cv']):>24}{dev['threshold']:>6}{ci(test['gt_known']):>24}"
-          f"{ci(pairs) if pairs else '-':>24}"
-          f"{res['boxes_masks']['imagenet_val_227']['top1_classification']['mean']:>10.1%}{res['cost']['detect top-5']:>10.1f}")
-print(f"\nmasks, CV ({stored_model}){'':<1}{'plain Pets':>22}{'plain COCO':>22}{'t':>6}{'refined Pets':>22}"
-      f"{'refined COCO':>22}{'refined top-3':>22}{'tau':>6}{'segment x':>10}")
-for name, r in detail.items():
-    ref = r["results"]["refine"]
-    plain, refined, top3 = ref["plain"], ref["refined"], ref.get("coco_seg_top3", {}).get("refined")
-    print(f"{mark(name):<22}{ci(plain['cv_pets_seg'], False):>22}{ci(plain['cv_coco_seg_oracle'], False):>22}"
-          f"{plain['chosen']['threshold']:>6}{ci(refined['cv_pets_seg'], False):>22}"
-          f"{ci(refined['cv_coco_seg_oracle'], False):>22}{ci(top3, False) if top3 else '-':>22}"
-          f"{refined['chosen']['threshold']:>6}{r['results']['cost']['segment top-3, refined']:>10.1f}")
-limited = [n for n, r in detail.items() if r["config"].get("limit")]
-if limited:
-    print(f"\n(runs on the first photos of each set only: {', '.join(limited)})")
-
+stored = records.load_all()  # evaluation/results/*.json by file name, each as the dataclass of its kind
+runs = stored.values()
+show.provenance(runs, loaded.name)
+show.detail_tables(runs)  # `*` marks the default view
 
 # %%
-def get(results, *path):
-    for key in path:
-        results = results.get(key) if isinstance(results, dict) else None
-    return results
-
-
-def paired(a, b):
-    """b - a over the same items (hit strings or per-item values) with its paired interval, or None."""
-    if a is None or b is None or len(a) != len(b):
-        return None
-    if isinstance(a, str):
-        return metrics.paired_difference(a, b)
-    mean, low, high = bootstrap_ci(np.array(b, dtype=float) - np.array(a, dtype=float))
-    return {"mean": mean, "low": low, "high": high}
-
-
-columns = {
-    "boxes dev (CV)": (True, ("boxes_masks", "imagenet_val_227", rule, "cv_hits")),
-    "COCO pairs": (True, ("coco_pairs", "hits")),
-    "plain Pets": (False, ("refine", "plain", "held_out_pets_seg")),
-    "plain COCO": (False, ("refine", "plain", "held_out_coco_seg_oracle")),
-    "refined Pets": (False, ("refine", "refined", "held_out_pets_seg")),
-    "refined COCO": (False, ("refine", "refined", "held_out_coco_seg_oracle")),
-}
-differences = {}
-if "224" in detail:
-    print(f"paired differences against the 224 view, development photos ({stored_model}; '-' where the items differ):")
-    print(f"{'':<12}" + "".join(f"{h:>26}" for h in columns))
-    for name, r in detail.items():
-        if name == "224":
-            continue
-        row = {h: paired(get(detail["224"]["results"], *path), get(r["results"], *path)) for h, (_, path) in columns.items()}
-        differences[name] = row
-        print(f"{mark(name):<12}" + "".join(f"{ci(d, pct, True) if d else '-':>26}" for (pct, _), d in zip(columns.values(), row.values())))
-if differences.get(chosen):
-    gains = {h: d["low"] > 0 for h, d in differences[chosen].items() if d}
-    losses = {h: d["high"] < 0 for h, d in differences[chosen].items() if d}
-    print(f"\nthe default ({chosen}) against 224: wins beyond the interval on {[h for h, g in gains.items() if g]}; "
-          f"loses beyond the interval on {[h for h, g in losses.items() if g] or 'none'}")
-cost = best["cost"]
-print(f"cost of the default in this run (detect top-5, segment top-3 with this protocol's CRF): "
-      f"{cost['detect top-5']:.1f} and {cost['segment top-3, refined']:.1f} forward passes; within 6 and 6: "
-      f"{cost['detect top-5'] <= 6 and cost['segment top-3, refined'] <= 6} (one timing on a shared machine; the "
-      "budget is checked by evaluation/benchmark.py)")
-dev = best["boxes_masks"]["imagenet_val_227"][rule]
-print(f"thresholds chosen for the default view: boxes {dev['threshold']}, plain masks "
-      f"{best['refine']['plain']['chosen']['threshold']}; helpers' DEFAULT_BOX_THRESHOLD = {H.DEFAULT_BOX_THRESHOLD}, "
-      f"DEFAULT_MASK_THRESHOLD = {H.DEFAULT_MASK_THRESHOLD} (the same: "
-      f"{dev['threshold'] == H.DEFAULT_BOX_THRESHOLD and best['refine']['plain']['chosen']['threshold'] == H.DEFAULT_MASK_THRESHOLD})")
+show.detail_differences(runs)
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
-for name, style in (("224", "o--"), (chosen, "o-")):
-    if name not in detail:
-        continue
-    boxes = detail[name]["results"]["boxes_masks"]
-    for data, color in (("imagenet_val_227", "tab:blue"), ("imagenet_val", "tab:orange")):
-        curve = boxes[data][rule]["gt_known_by_threshold"]
-        axes[0].plot([float(t) for t in curve], [100 * v for v in curve.values()], style, color=color, ms=3,
-                     label=f"{name}, {'dev (800)' if data.endswith('227') else 'test (60)'}")
-    for data, color, what in (("pets_seg", "tab:green", "Pets"), ("coco_seg_oracle", "tab:red", "COCO oracle")):
-        curve = boxes[data]["mean_by_threshold"]
-        axes[1].plot([float(t) for t in curve], list(curve.values()), style, color=color, ms=3, label=f"{name}, {what}")
-axes[0].axvline(H.DEFAULT_BOX_THRESHOLD, color="gray", ls=":")
-axes[1].axvline(H.DEFAULT_MASK_THRESHOLD, color="gray", ls=":")
-axes[0].set(xlabel="box threshold (fraction of the map's maximum)", ylabel="GT-known localization (%)",
-            title=f"Boxes: 224 view (dashed) and detail view {chosen} ({stored_model})")
-axes[1].set(xlabel="mask threshold (fraction of each CAM's maximum)", ylabel="mean IoU", title="Plain masks")
-for ax in axes:
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
-plt.tight_layout()
+show.plot_detail_curves(runs)
 plt.show()
-
-dev_area = best["boxes_masks"]["imagenet_val_227"]["median_largest_box_area"]
-test_area = best["boxes_masks"]["imagenet_val"]["median_largest_box_area"]
-print(f"median area of the largest ground-truth box: {dev_area:.0%} of the photo (development), {test_area:.0%} (test)")
+show.box_areas(runs)
 
 # %% [markdown]
 # **Reading the numbers.** The development figures are cross-validated, with their intervals; the test photos are
@@ -875,52 +762,25 @@ print(f"median area of the largest ground-truth box: {dev_area:.0%} of the photo
 # takes them from the 224 view, so its top-1 accuracy is the 224 view's.
 
 # %%
-runs = {r["config"]["technique"]: r for r in records.values() if r["config"].get("technique") not in (None, "detail")
-        and "imagenet_val_227" in r["results"]}
-print(f"{'technique (classes and maps from the same views)':<50}{'dev GT-known (CV)':>24}{'top-1':>8}{'Pets IoU':>10}"
-      f"{'COCO oracle':>13}  model")
-for name, r in runs.items():
-    res = r["results"]
-    print(f"  {name:<48}{ci(res['imagenet_val_227'][rule]['gt_known_cv']):>24}"
-          f"{res['imagenet_val_227']['top1_classification']['mean']:>8.1%}{res['pets_seg']['at_threshold']['mean']:>10.3f}"
-          f"{res['coco_seg_oracle']['at_threshold']['mean']:>13.3f}  {r['model']}")
-gain = metrics.paired_difference(runs["plain"]["results"]["imagenet_val_227"][rule]["cv_hits"],
-                           runs["dilated"]["results"]["imagenet_val_227"][rule]["cv_hits"])
-print(f"\n'dilated' against 'plain' on the same 800 development photos: GT-known {ci(gain, signed=True)} (paired; "
-      f"{runs['dilated']['model']}); dilated is the default of load_model: {H.DEFAULT_DILATED}")
+show.technique_table(runs)
 
 # %% [markdown]
 # A small live check: the defaults on the 60 test photos, now, against the stored run of the default detail view.
 
 # %%
 test_samples = load_box_set("tests/data/imagenet_val")
-sweep = boxes_masks.box_sweep(loaded, test_samples, {})  # the true class's box per photo at each threshold (the defaults' views)
+sweep = box_sweep(loaded, test_samples, {})  # the true class's box per photo at each threshold (the defaults' views)
 live_boxes = sweep.boxes[H.DEFAULT_BOX_THRESHOLD]
-live = metrics.gt_known_hits(live_boxes, [s.boxes for s in test_samples])
-stored = best["boxes_masks"]["imagenet_val"][rule]
-print(f"live ({loaded.name}, maps from {H.DEFAULT_INPUT_SIZES}): {int(live.sum())} of {len(test_samples)} test photos "
-      f"localised (GT-known); stored run ({stored_model}, detail {chosen}, threshold {stored['threshold']}): "
-      f"{stored['hits'].count('1')} of {len(stored['hits'])}")
+live = gt_known_hits(live_boxes, [s.boxes for s in test_samples])  # per photo: IoU >= 0.5 with a ground-truth box
+show.live_check(runs, loaded.name, live.tolist())
 
 # %% [markdown]
 # Good cases and failures on the test photos: ground-truth boxes in **lime**, the box of the true class in **white**.
 
 # %%
-ious = [H.best_iou(b, s.boxes) for b, s in zip(live_boxes, test_samples)]
-order = np.argsort(ious, kind="stable")
-fig, axes = plt.subplots(2, 3, figsize=(11, 6))
-for ax, i in zip(axes.ravel(), list(order[::-1][:3]) + list(order[:3])):
-    s, box = test_samples[i], live_boxes[i]
-    ax.imshow(H.draw_boxes(s.photo, s.boxes, colors="lime", width=3))
-    if box is not None:
-        H.draw_box_outline(ax, box)
-    ax.set_title(f"{loaded.categories[s.class_index].split(',')[0]}: IoU {ious[i]:.2f}", fontsize=9)
-    ax.axis("off")
-plt.tight_layout()
+show.plot_cases(test_samples, live_boxes, loaded.categories)
 plt.show()
-fails = [i for i, v in enumerate(ious) if v < 0.5]
-print(f"{len(fails)} of {len(test_samples)} test photos miss IoU 0.5; {sum(len(test_samples[i].boxes) > 1 for i in fails)} "
-      f"of them hold several ground-truth objects (see 'Several objects' below)")
+show.misses(test_samples, live_boxes)
 
 # %% [markdown]
 # ### Masks that follow edges, measured
@@ -933,55 +793,8 @@ print(f"{len(fails)} of {len(test_samples)} test photos miss IoU 0.5; {sum(len(t
 # compiler to install, so it is no requirement of this project.
 
 # %%
-ref_record = records["refine"]
-ref_run = ref_record["results"]
-ref_model = ref_record["model"]
-families = [(name, key) for name, key in (("plain masks", "plain"), ("refined (CRF)", "refined"),
-                                          ("cleaned (CRF, specks removed)", "cleaned")) if key in ref_run]
-print(f"mean IoU, 5-fold CV ({ref_model}, maps from {ref_record['config']['input_sizes']})")
-print(f"{'':<32}{'Pets':>24}{'COCO oracle':>24}{'both':>24}{'COCO top-3':>24}   chosen on all")
-for name, key in families:
-    r = ref_run[key]
-    top3 = ref_run.get("coco_seg_top3", {}).get(key)
-    chosen_key = r["chosen"]
-    specks = f", specks < {chosen_key['min_region']}" if chosen_key.get("min_region") else ""
-    print(f"{name:<32}{ci(r['cv_pets_seg'], False):>24}{ci(r['cv_coco_seg_oracle'], False):>24}{ci(r['cv'], False):>24}"
-          f"{ci(top3, False) if top3 else '-':>24}   {chosen_key['setting']} at {chosen_key['threshold']}{specks}")
-for name, key in (("refined - plain (paired)", "refined_minus_plain_cv"), ("cleaned - refined (paired)", "cleaned_minus_refined_cv")):
-    if key in ref_run:
-        d = ref_run[key]
-        print(f"{name:<32}{ci(d['pets_seg'], False, True):>24}{ci(d['coco_seg_oracle'], False, True):>24}"
-              f"{ci(d['pooled'], False, True):>24}")
-decision = ref_run["decision"]
-crf = decision["chosen_crf"]
-print(f"\nchosen CRF: bilateral weight {crf['bilateral_weight']:g}, width {crf['bilateral_sxy']:g}, working size "
-      f"{crf['long_side']} px, min_region {crf['min_region']:g}, mask threshold {decision['chosen_refined_threshold']}")
-print(f"helpers' defaults are this choice: {H.CRFSettings() == H.CRFSettings(**crf) and decision['chosen_refined_threshold'] == H.DEFAULT_REFINED_MASK_THRESHOLD}"
-      f" (the record's defaults_are_chosen, at the time of the run: {decision['defaults_are_chosen']})")
-print(f"refinement wins beyond the interval: {decision['wins_beyond_interval']} (in {decision['seeds_beyond_interval']} "
-      f"splits into folds); speck removal kept: {decision['speck_removal_kept']}")
-print(f"segment top-3 costs {ref_run['cost']['segment top-3, refined']:.1f} forward passes refined, "
-      f"{ref_run['cost']['segment top-3, plain']:.1f} plain (budget 6): within the budget: {decision['within_budget']}")
-
-speck = ref_run["speckle"]
-print(f"\nspeckle of the refined masks ({ref_model}): components per development photo (all class masks), worst share of a "
-      "mask in islands < 1% of it")
-for name, key in (("refined", "refined"), ("cleaned, before removal", "cleaned_before"), ("cleaned", "cleaned")):
-    if key in speck:
-        print(f"  {name:<26}{speck[key]['components']:>7.1f}{speck[key]['worst_small_share']:>9.2%}   ({speck[key]['photos']} photos)")
-cat_dog = speck["dog_and_cat"]
-print(f"  dog_and_cat.png, top-3: {cat_dog['before']['total_components']} components before, "
-      f"{cat_dog['after']['total_components']} after removal < {cat_dog['min_region']}; worst share "
-      f"{cat_dog['before']['worst_small_share']:.1%} -> {cat_dog['after']['worst_small_share']:.1%}")
-
-crf_record = records["crf_reference"]  # evaluation/crf_reference.py
-crf_ref = crf_record["results"]
-print(f"\nthe earlier default CRF against pydensecrf2 (full resolution, same unaries, kernels and iterations; {crf_record['model']}):")
-for key, name in (("pets_seg", "Pets"), ("coco_seg_oracle", "COCO oracle")):
-    r = crf_ref[key]
-    print(f"  {name:<12} this CRF {ci(r['helpers_crf'], False)}, pydensecrf2 {ci(r['pydensecrf2_full'], False)}, "
-          f"difference {ci(r['helpers_crf_minus_pydensecrf2_full'], False, True)} (paired): {r['helpers_crf_vs_pydensecrf2_full']}")
-print(f"  pydensecrf2 takes {crf_ref['seconds_per_photo']['pooled']['full_over_helpers']:.0f}x as long per photo")
+show.refine_tables(stored["refine"])
+show.crf_reference(stored["crf_reference"])  # evaluation/crf_reference.py
 
 # %% [markdown]
 # The gain is largest on the Pets photos, where one animal fills much of the frame and its edges are clear. On COCO
@@ -996,66 +809,16 @@ print(f"  pydensecrf2 takes {crf_ref['seconds_per_photo']['pooled']['full_over_h
 # difference.
 
 # %%
-size_record = records["sizes"]
-size_run = size_record["results"]
-colors = {"small": "tab:red", "medium": "tab:orange", "large": "tab:blue", "all": "black"}
-fig, axes = plt.subplots(1, 2, figsize=(13, 4.2), sharey=True)
-for ax, key in zip(axes, ("imagenet_val_227", "imagenet_val")):
-    entry = size_run["sets"][key]
-    for bucket in (*size_run["size_buckets"], "all"):
-        e = entry["gt_known_by_size"][bucket]
-        if not e["photos"]:
-            continue
-        ax.plot([float(t) for t in e["curve"]], [100 * v for v in e["curve"].values()], "o-" if bucket != "all" else "o--",
-                color=colors[bucket], ms=3, label=f"{bucket} ({e['photos']} photos)")
-        ax.axhline(100 * e["oracle"]["mean"], color=colors[bucket], ls=":", lw=1)
-    ax.axvline(size_run["default_threshold"], color="gray", lw=1)
-    ax.set(title=f"{'development' if key.endswith('227') else 'test'} photos ({entry['photos']}), {size_record['model']}",
-           xlabel="box threshold (fraction of the map's maximum)")
-axes[0].set_ylabel("GT-known localization (%)")
-axes[1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), title="largest object\n(dotted: oracle ceiling,\ngrey: the default)", title_fontsize=8)
-plt.tight_layout()
+show.plot_sizes(stored["sizes"])
 plt.show()
-
-before_file = size_run["before"]["file"]
-print(f"GT-known by object size ({size_record['model']}; after: maps from {size_record['config']['input_sizes']} at "
-      f"{size_run['default_threshold']}; before: {before_file}, the 224 view at {size_run['before']['default_threshold']})")
-any_loss = False
-for key in ("imagenet_val_227", "imagenet_val", "coco_seg_oracle"):
-    entry = size_run["sets"].get(key)
-    if entry is None:
-        continue
-    print(f"{key} ({entry['role']}):")
-    for bucket in (*size_run["size_buckets"], "all"):
-        e = entry["gt_known_by_size"][bucket]
-        if not e["photos"]:
-            continue
-        d = entry["before"]["difference_at_default"][bucket]
-        any_loss |= d["high"] < 0
-        print(f"  {bucket:<7}{e['photos']:>4} photos: before {ci(entry['before']['gt_known_by_size'][bucket]):<24} "
-              f"after {ci(e['gt_known']):<24} after - before {ci(d, signed=True):<26} oracle {e['oracle']['mean']:.1%}")
-print(f"\na size bucket loses beyond its interval: {any_loss}")
-dev_sizes = size_run["sets"]["imagenet_val_227"]["gt_known_by_size"]
-print(f"One threshold cannot fit every object: on the development photos large objects peak at {dev_sizes['large']['best_threshold']} "
-      f"and small ones at {dev_sizes['small']['best_threshold']}; a threshold chosen per photo would reach "
-      f"{dev_sizes['all']['oracle']['mean']:.0%}, against {dev_sizes['all']['gt_known']['mean']:.0%} at the one default.")
+show.sizes_table(stored["sizes"])
 
 # %% [markdown]
 # Two ways to read the size off something else were measured earlier, with the 224 view, on the development photos,
 # and did not win (`sizes_224.json`; their code was deleted):
 
 # %%
-old_sizes = records["sizes_224"]
-zoom = old_sizes["results"]["zoom_decision"]
-zoom_dev = old_sizes["results"]["sets"]["imagenet_val_227"]["zoom"]["difference_at_default"]["all"]
-print(f"zoom-in second pass (crop around the first box, Grad-CAM again; {old_sizes['model']}): GT-known "
-      f"{ci(zoom_dev, signed=True)} on the 800 development photos; wins on the development photos: "
-      f"{zoom['wins_on_dev']}; detect top-5 costs {zoom['top5_x_forward']:.0f} forward passes: kept {zoom['kept']}")
-refined_box = old_sizes["results"]["refined_box_decision"]
-print(f"box of the refined mask (tau {refined_box['chosen_tau']}; {old_sizes['model']}): GT-known "
-      f"{ci(refined_box['pooled_dev_difference']['all'], signed=True)} on the development photos and COCO pairs together; "
-      f"wins: {refined_box['wins_on_dev']}; detect top-5 costs {refined_box['top5_x_forward']:.0f} forward passes: "
-      f"kept {refined_box['kept']}")
+show.lost_box_passes(stored["sizes_224"])
 
 # %% [markdown]
 # ### Beside published figures
@@ -1070,12 +833,7 @@ print(f"box of the refined mask (tau {refined_box['chosen_tau']}; {old_sizes['mo
 # | PSOL, a **trained** box regressor | | 65.2% |
 
 # %%
-print(f"this notebook (detail {chosen}, {stored_model}): development photos "
-      f"{best['boxes_masks']['imagenet_val_227'][rule]['gt_known_cv']['mean']:.1%} (cross-validated), test photos "
-      f"{best['boxes_masks']['imagenet_val'][rule]['gt_known']['mean']:.1%}")
-if stored_model != loaded.name:
-    print(f"(stored numbers of {stored_model}; the model loaded now, {loaded.name}, is measured by "
-          f"python -m evaluation --model {loaded.name} --out DIR)")
+show.headline(runs, loaded.name)
 
 # %% [markdown]
 # ### What was tried, and what was kept
@@ -1124,36 +882,7 @@ if stored_model != loaded.name:
 # *ceiling* re-ranks the same boxes by their IoU with the ground truth: no scoring of those boxes can do better.
 
 # %%
-det_record = records["detection"]
-det_run = det_record["results"]
-t = det_run["instance_setting"]
-levels = sorted(k for k in det_run["coco_oracle"] if k.startswith("peaks "))
-columns = [("one box per class", "one")] + [(f"one box per peak, {k.split()[-1]}" + (" *" if k == t else ""), k)
-                                            for k in levels]
-rows = [("COCO, oracle classes", "coco_oracle"), ("COCO, top-5 classes", "coco_top5"),
-        ("ImageNet dev, photos with several boxes", "imagenet_val_227_several_objects"),
-        ("ImageNet test, photos with several boxes", "imagenet_val_several_objects")]
-print(f"instance boxes: '{t}' (chosen by AP on COCO, oracle classes); stored run of {det_record['model']}, "
-      f"made {det_record['date'][:10]}\n")
-print(f"{'AP@0.5':<42}" + "".join(f"{name:>31}" for name, _ in columns))
-for label, key in rows:
-    if key in det_run:
-        print(f"{label:<42}" + "".join(f"{ci(det_run[key][k]['ap50']) if k in det_run[key] else '-':>31}"
-                                       for _, k in columns))
-print(f"\n{'CorLoc':<42}" + "".join(f"{name:>31}" for name, _ in columns))
-for label, key in rows[2:]:
-    if key in det_run:
-        print(f"{label:<42}" + "".join(f"{ci(det_run[key][k]['corloc']) if k in det_run[key] else '-':>31}"
-                                       for _, k in columns))
-print("* the default level (DEFAULT_INSTANCE_THRESHOLD, a fraction of the peak's own height)")
-coco = det_run["coco_oracle"]
-gain = coco[t]["ap50_minus_one"]
-verdict = "beyond the noise" if gain["low"] > 0 else "inside the noise"
-print(f"\nOn COCO (oracle classes) one box per peak changes AP from {coco['one']['ap50']['mean']:.1%} to "
-      f"{coco[t]['ap50']['mean']:.1%}: {gain['mean']:+.1%} [{gain['low']:+.1%}, {gain['high']:+.1%}] (paired), {verdict}.")
-print(f"Ceiling of the same boxes ranked by their IoU with the truth: {coco['ceiling'][t]:.1%} "
-      f"(one box per class: {coco['ceiling']['one']:.1%}): no score ranks these boxes better, so going further takes "
-      "better boxes, and half of the COCO objects here cover less than 1.4 x 1.4 cells of the 224 view's 14 x 14 map.")
+show.detection_tables(stored["detection"])
 
 # %% [markdown]
 # ## Your own photo

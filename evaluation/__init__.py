@@ -1,12 +1,15 @@
-"""The evaluation harness of the method in ``helpers.py``, one module per concern.
+"""The measuring system of the method in ``helpers.py``, one module per concern.
 
 - :mod:`.data`: the data sets (one lookup, :func:`.data.find_dataset`, with one fallback to ``tests/data``);
 - :mod:`.metrics`: model-free metrics (IoU, GT-known, MaxBoxAcc, bootstrap intervals, k-fold choice, AP);
-- :mod:`.records`: run records written as JSON to ``evaluation/results``;
 - :mod:`.running`: what every protocol shares to run the model (one forward pass, timing, progress bars, relabel);
 - the protocols: :mod:`.boxes_masks` (the technique runs), :mod:`.detection` (AP), :mod:`.sizes` (boxes by
-  object size), :mod:`.refine` (the CRF refinement);
-- :mod:`.report`: ``--markdown``, the tables of ``evaluation/results/README.md``;
+  object size), :mod:`.refine` (the CRF refinement), :mod:`.detail` (the detail size); :mod:`.benchmark` (speed)
+  and :mod:`.crf_reference` (the CRF against ``pydensecrf2``);
+- :mod:`.records`: the run records in ``evaluation/results``, written as JSON and read back as typed records
+  (:func:`.records.load`);
+- :mod:`.report`: ``--markdown``, the tables of ``evaluation/results/README.md``; :mod:`.show`: the notebook's
+  tables and figures;
 - :mod:`.cli`: the command line (``python -m evaluation ...``).
 
 Run from the repository root; ``python -m evaluation`` is the entry point.

@@ -19,10 +19,10 @@ import numpy as np
 from PIL import Image
 
 import helpers
+from helpers import Box
 
 from .data import (
     SHARED_DATA,
-    Box,
     BoxSample,
     CocoPhoto,
     CocoSet,
@@ -299,17 +299,3 @@ def evaluate(
         for name, sweep in sweeps.items():
             results[name] = {"seconds_per_photo": sweep.seconds_per_photo} | mask_results(sweep.values, mask_threshold)
     return results
-
-
-def summary_line(results: Mapping[str, object]) -> str:
-    """One line per run: the headline numbers."""
-    parts = []
-    if "imagenet_val_227" in results:
-        r = results["imagenet_val_227"][BOX_RULE]
-        parts.append(f"{BOX_RULE}: CV GT-known {r['gt_known_cv']['mean']:.1%} (t={r['threshold']})")
-    if "imagenet_val" in results:
-        parts.append(f"test GT-known {results['imagenet_val'][BOX_RULE]['gt_known']['mean']:.1%}")
-    for name in ("pets_seg", "coco_seg_oracle", "coco_seg_top3"):
-        if name in results:
-            parts.append(f"{name} {results[name]['at_threshold']['mean']:.3f}")
-    return "; ".join(parts)

@@ -7,7 +7,7 @@ python -m evaluation --detection           # AP@0.5 and CorLoc -> results/detect
 python -m evaluation --sizes               # boxes by object size -> results/sizes.json
 python -m evaluation --refine              # the CRF refinement's protocol -> results/refine.json
 python -m evaluation --detail 320          # one detail-size candidate -> results/detail_320.json
-python -m evaluation --detail 320 --limit 5 --out /tmp/try   # a few photos per set, to try it
+python -m evaluation --detail 320 --limit 5 --out build/try   # a few photos per set, to try it
 python -m evaluation --markdown            # the tables of results/*.json -> results/README.md
 """
 
@@ -23,13 +23,13 @@ import torch
 
 import helpers
 
-from .boxes_masks import TECHNIQUES, evaluate, summary_line
+from .boxes_masks import TECHNIQUES, evaluate
 from .data import ROOT, SHARED_DATA, data_summary
 from .detail import CANDIDATES, detail_results, detail_view
 from .detection import detection_results
-from .records import RESULTS, jsonable, run_record, write_run
+from .records import RESULTS, jsonable, read, run_record, write_run
 from .refine import refine_run
-from .report import protocol_markdown, write_report
+from .report import protocol_markdown, summary_line, write_report
 from .sizes import sizes_results
 
 
@@ -50,7 +50,12 @@ def parser() -> argparse.ArgumentParser:
     out.add_argument(
         "--technique", action="append", choices=sorted(TECHNIQUES), help="technique(s) to run (default: all)"
     )
-    out.add_argument("--model", default="efficientnet_lite0", choices=helpers.MODEL_NAMES)
+    out.add_argument(
+        "--model",
+        default="efficientnet_lite0",
+        choices=helpers.MODEL_NAMES,
+        help="the classifier measured (default: the offline stand-in, efficientnet_lite0)",
+    )
     out.add_argument("--out", type=Path, default=RESULTS, help="folder for the JSON files, one per run")
     out.add_argument(
         "--quick",
@@ -111,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = technique.config() | {"quick": args.quick}
         record = run_record(config, results, time.perf_counter() - start, model=loaded.name)
         path = write_run(args.out / technique.file_name(), record)
-        print(f"{name}: {summary_line(results)}  -> {_shown(path)}")
+        print(f"{name}: {summary_line(read(path).results)}  -> {_shown(path)}")
     return 0
 
 
@@ -153,6 +158,6 @@ def _protocol_run(args: argparse.Namespace) -> int:
         results = run()
         record = run_record(config | {"limit": args.limit}, results, time.perf_counter() - start, loaded.name)
         path = write_run(args.out / file_name, record)
-        print(protocol_markdown(record))
+        print(protocol_markdown(read(path)))
         print(_shown(path))
     return 0

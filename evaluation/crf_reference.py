@@ -38,7 +38,7 @@ import helpers
 from evaluation import ROOT
 from evaluation.boxes_masks import mask_items
 from evaluation.data import SHARED_DATA, find_dataset, load_coco, load_pets
-from evaluation.metrics import interval
+from evaluation.metrics import Interval, interval
 from evaluation.records import RESULTS, run_record, write_run
 from evaluation.report import ci_text
 
@@ -183,12 +183,12 @@ def _block(values: dict[str, np.ndarray]) -> dict[str, object]:
     return out
 
 
-def verdict(difference: dict[str, float]) -> str:
+def verdict(difference: Interval) -> str:
     """A paired difference's interval (helpers minus the reference) in words: "same" when it holds 0, else
     "better" / "worse" beyond the interval."""
-    if difference["low"] > 0:
+    if difference.low > 0:
         return "better"
-    return "worse" if difference["high"] < 0 else "same"
+    return "worse" if difference.high < 0 else "same"
 
 
 def summarise(

@@ -22,7 +22,8 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image
 
-import helpers  # the package (__init__) puts the repository root on sys.path
+import helpers
+from helpers import NUM_CLASSES, Box
 
 from . import ROOT
 
@@ -37,11 +38,8 @@ DATASETS: dict[str, str] = {
     "pets_seg": "images",  # development masks
     "coco_seg": "annotations.json",  # development masks and instances
 }
-NUM_IMAGENET_CLASSES = 1000
 NUM_COCO_CLASSES = 80
 IGNORE = 255
-
-Box = tuple[float, float, float, float]
 
 
 def find_dataset(name: str, data: str | os.PathLike = SHARED_DATA) -> Path | None:
@@ -143,7 +141,7 @@ def load_box_set(root: str | os.PathLike) -> list[BoxSample]:
     for entry in entries:
         photo = helpers.load_image(root / "images" / entry["file"])
         class_index = int(entry["class_index"])
-        if not 0 <= class_index < NUM_IMAGENET_CLASSES:
+        if not 0 <= class_index < NUM_CLASSES:
             raise ValueError(f"{entry['file']}: class_index must be in 0..999, got {class_index}")
         boxes = [_clip_box(b, photo.width, photo.height, entry["file"]) for b in entry["boxes_xyxy"]]
         if not boxes:
@@ -183,11 +181,11 @@ def _coco_mapping(raw: object, class_names: Mapping[int, str]) -> tuple[dict[int
     for name, indices in raw["coco_to_imagenet"].items():
         if name not in id_of_name:
             raise ValueError(f"imagenet_to_coco.json names {name!r}, which is not a COCO class of classes.json")
-        bad = [i for i in indices if not 0 <= int(i) < NUM_IMAGENET_CLASSES]
+        bad = [i for i in indices if not 0 <= int(i) < NUM_CLASSES]
         if bad:
             raise ValueError(f"imagenet_to_coco.json: {name!r} maps to ImageNet indices outside 0..999: {bad}")
         imagenet_of_coco[id_of_name[name]] = tuple(sorted(int(i) for i in indices))
-    coco_of_imagenet = np.zeros(NUM_IMAGENET_CLASSES, dtype=np.int64)
+    coco_of_imagenet = np.zeros(NUM_CLASSES, dtype=np.int64)
     for coco_id in sorted(imagenet_of_coco, reverse=True):  # the lowest COCO id is written last and wins
         coco_of_imagenet[list(imagenet_of_coco[coco_id])] = coco_id
     return dict(sorted(imagenet_of_coco.items())), coco_of_imagenet

@@ -24,7 +24,16 @@ from helpers import check_int
 from .boxes_masks import BOX_RULE, THRESHOLDS, box_sweep, evaluate
 from .data import ROOT, SHARED_DATA, CocoSet, find_dataset, load_coco, load_pets
 from .metrics import gt_known_hits, hit_bits, interval
-from .refine import MaskKey, plain_keys, refine_keys, refine_results, refine_sweep, segment_cost
+from .refine import (
+    REFINE_BASE,
+    MaskKey,
+    plain_keys,
+    refine_keys,
+    refine_results,
+    refine_sweep,
+    segment_cost,
+    setting_name,
+)
 from .running import CLASS_SIZE
 from .sizes import coco_box_samples, size_buckets
 
@@ -35,20 +44,9 @@ ADAPTIVE_BOUNDS: dict[str, tuple[int, int]] = {"photo320": (224, 320), "photo448
 #: Every candidate's name, in the order the report lists them; the first is the baseline of the paired differences.
 CANDIDATES = (*(str(size) for size in DETAIL_SIZES), *ADAPTIVE_BOUNDS)
 BASELINE = CANDIDATES[0]
-#: The one CRF setting of the refinement part (issue 15's choice), every field spelled out: helpers' defaults are
-#: what this protocol re-chooses, so they are not relied on.
-DETAIL_CRF_NAME = "wb80 sxy0.08 ls128"
-DETAIL_CRF = helpers.CRFSettings(
-    temperature=0.1,
-    gaussian_sxy=0.006,
-    gaussian_weight=3.0,
-    bilateral_sxy=0.08,
-    bilateral_srgb=13.0,
-    bilateral_weight=80.0,
-    iterations=5,
-    long_side=128,
-    min_region=0.0,
-)
+#: The one CRF setting of the refinement part: helpers' defaults without speck removal (the grid's base).
+DETAIL_CRF = REFINE_BASE
+DETAIL_CRF_NAME = setting_name(DETAIL_CRF)
 #: The photo the cost is measured on.
 COST_PHOTO = ROOT / "Chihuahua.jpg"
 
@@ -143,18 +141,8 @@ def detail_results(
 ) -> dict[str, object]:
     """One candidate's run (``limit``: the first photos of each set only, for trying things).
 
-    Schema of ``results``::
-
-        boxes_masks: evaluate()'s box results (imagenet_val_227 / imagenet_val with hits and cv_hits); the plain
-                     masks are the refine entry's plain family (records made before the mend of d5e00e9..HEAD also
-                     hold evaluate()'s own, equal, plain-mask sweep here)
-        coco_pairs: {pairs, threshold (the dev-chosen box threshold), gt_known {mean, low, high},
-                     gt_known_by_threshold, hits "0101..", buckets "slm..", seconds_per_photo}
-        refine: refine_results() with the families plain and refined (DETAIL_CRF only): plain | refined {cv,
-                cv_<set>, held_out_<set>, chosen, ...}, refined_minus_plain_cv, coco_seg_top3 {plain, refined,
-                values_plain, values_refined, refined_minus_plain}, repeated_cv;  setting: DETAIL_CRF's fields
-        cost: {row: multiple of one forward pass of the published classifier}: detect top-5, segment top-3 plain and
-              refined (DETAIL_CRF), on the Chihuahua, single-thread as run;  cost_photo_size: its detail size
+    The results, as the record's ``results`` holds them: :class:`.records.DetailResults` (the plain masks are the
+    refine entry's plain family; ``boxes_masks`` holds the boxes only).
     """
     options = view.options()
     # Boxes only: the refine sweep below segments each mask photo once and scores the plain masks itself.

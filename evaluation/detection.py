@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import helpers
+from helpers import Box
 
-from .data import SHARED_DATA, Box, BoxSample, CocoSet, find_dataset, load_box_set, load_coco
+from .data import SHARED_DATA, BoxSample, CocoSet, find_dataset, load_box_set, load_coco
 from .metrics import (
     GroundTruth,
     Predictions,
@@ -25,8 +26,8 @@ from .metrics import (
 )
 from .running import photo_options, predict, progress
 
-#: Instance boxes tried for AP: (instance rule, threshold), see helpers.cam_to_instances (one box per peak). The
-#: rules that lost, "components" and "split", were deleted; evaluation/results/detection.json records them.
+#: Instance boxes tried for AP: (instance rule, threshold), see helpers.cam_to_instances (one box per peak).
+#: evaluation/results/detection.json also holds two rules that lost, "components" and "split".
 INSTANCE_SETTINGS = tuple(("peaks", t) for t in (0.25, 0.35, 0.45))
 #: The key of one box per class (``det.box``) beside the instance settings.
 ONE_BOX = "one"

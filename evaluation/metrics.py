@@ -10,7 +10,8 @@ from __future__ import annotations
 import contextlib
 import io
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
-from typing import NamedTuple, TypedDict
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -19,17 +20,15 @@ from scipy import ndimage, stats
 from torch import Tensor
 
 import helpers
-from helpers import check_fraction, check_int  # one set of argument checks for the method and the harness
+from helpers import NUM_CLASSES, Box, check_fraction, check_int  # the method's argument checks, box and classes
 
-from .data import IGNORE, NUM_COCO_CLASSES, NUM_IMAGENET_CLASSES, Box
+from .data import IGNORE, NUM_COCO_CLASSES
 
 #: IoU thresholds of MaxBoxAccV2 (Choe et al., "Evaluating Weakly Supervised Object Localization
 #: Methods Right", CVPR 2020).
 MAX_BOX_ACC_V2_IOUS = (0.3, 0.5, 0.7)
 #: The speckle measure's "small component": fewer pixels than this fraction of its class's mask.
 SPECKLE_FRACTION = 0.01
-#: 8-connectivity of the components the speckle measure counts (as helpers.remove_specks's islands).
-EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 #: Two means closer than this count as tied (floating-point sums of the same values in another order).
 TIE_TOLERANCE = 1e-12
 
@@ -42,16 +41,10 @@ Predictions = Sequence[tuple[int, Box, float]]
 Sized = Sequence | Tensor | np.ndarray
 
 
-class Interval(TypedDict):
-    """A mean with its 95% bootstrap interval, as the JSON records hold it."""
-
-    mean: float
-    low: float
-    high: float
-
-
-class Bootstrap(NamedTuple):
-    """:func:`bootstrap_ci`'s result: the mean and its interval."""
+@dataclass(frozen=True)
+class Interval:
+    """A mean with its bootstrap interval (95% unless asked otherwise): what :func:`interval` returns and what the
+    records hold, ``{"mean": ..., "low": ..., "high": ...}`` in the JSON."""
 
     mean: float
     low: float
@@ -181,10 +174,11 @@ def top1_localization_accuracy(
     return float(top1_loc_hits(pred_classes, true_classes, pred_boxes, gt_boxes, iou_threshold).double().mean())
 
 
-def best_key(scores: Mapping[float, float]) -> float:
-    """The key of the highest score; among scores within ``TIE_TOLERANCE`` of it, the lowest key."""
+def best_key(scores: Mapping[Hashable, float]) -> Hashable:
+    """The key of the highest score; among scores within ``TIE_TOLERANCE`` of it, the first key in the mapping's
+    order (the lowest threshold, for a mapping in ascending order of thresholds)."""
     top = max(scores.values())
-    return min(t for t, s in scores.items() if s >= top - TIE_TOLERANCE)
+    return next(key for key, score in scores.items() if score >= top - TIE_TOLERANCE)
 
 
 def _best_ious_by_threshold(
@@ -321,9 +315,9 @@ def imagenet_to_coco_label_map(label_map: Tensor | np.ndarray, coco_of_imagenet:
     ``coco_of_imagenet``: ``[1000]`` COCO id per ImageNet class, 0 for none (:attr:`CocoSet.coco_of_imagenet`)."""
     labels = _label_map(label_map, "label_map")
     lut = _label_map(np.asarray(coco_of_imagenet).reshape(1, -1), "coco_of_imagenet")[0]
-    if lut.shape != (NUM_IMAGENET_CLASSES,):
+    if lut.shape != (NUM_CLASSES,):
         raise ValueError(f"coco_of_imagenet must have shape [1000], got {tuple(np.asarray(coco_of_imagenet).shape)}")
-    if labels.size and (labels.min() < -1 or labels.max() >= NUM_IMAGENET_CLASSES):
+    if labels.size and (labels.min() < -1 or labels.max() >= NUM_CLASSES):
         raise ValueError(f"label_map must hold -1 or ImageNet indices 0..999, got {labels.min()}..{labels.max()}")
     return np.concatenate([[0], lut])[labels + 1]
 
@@ -342,14 +336,14 @@ def oracle_classes(
     (:attr:`CocoSet.imagenet_of_coco`) or the ``[1000]`` COCO id per ImageNet class
     (:attr:`CocoSet.coco_of_imagenet`, where pickup only counts as car). Unmappable COCO classes are skipped."""
     probs = probabilities.detach().cpu().numpy() if isinstance(probabilities, Tensor) else np.asarray(probabilities)
-    if probs.shape != (NUM_IMAGENET_CLASSES,):
+    if probs.shape != (NUM_CLASSES,):
         raise ValueError(f"probabilities must have shape [1000], got {probs.shape}")
     present = _coco_ids(coco_classes_present, "coco_classes_present")
     if isinstance(imagenet_to_coco, Mapping):
         candidates = {int(c): [int(i) for i in v] for c, v in imagenet_to_coco.items()}
     elif isinstance(imagenet_to_coco, (Tensor, np.ndarray)):
         lut = np.asarray(imagenet_to_coco.cpu() if isinstance(imagenet_to_coco, Tensor) else imagenet_to_coco)
-        if lut.shape != (NUM_IMAGENET_CLASSES,):
+        if lut.shape != (NUM_CLASSES,):
             raise ValueError(f"imagenet_to_coco as an array must have shape [1000], got {lut.shape}")
         candidates = {int(c): np.flatnonzero(lut == c).tolist() for c in np.unique(lut) if c != 0}
     else:
@@ -365,19 +359,19 @@ def oracle_classes(
 # --------------------------------------------------------------------------------------------
 
 
-def bootstrap_ci(
+def interval(
     values: Sequence[float] | np.ndarray | Tensor, n_resamples: int = 2000, seed: int = 0, level: float = 0.95
-) -> Bootstrap:
-    """Percentile bootstrap over photos (``scipy.stats.bootstrap``, ``method="percentile"``): ``values``
-    ``[N]`` (bool hits or per-photo scores) -> (mean, low, high), the ``level`` interval of the mean from
+) -> Interval:
+    """The mean of per-photo ``values`` ``[N]`` (bool hits or scores) with its percentile bootstrap interval over
+    photos (``scipy.stats.bootstrap``, ``method="percentile"``): the ``level`` interval of the mean from
     ``n_resamples`` resamples of N photos drawn with replacement. Deterministic for a given seed."""
     array = _per_photo_array(values, "values")
     n_resamples = check_int(n_resamples, "n_resamples")
     level = check_fraction(level, "level", low_open=True, high_open=True)
     mean = float(array.mean())
     if array.size == 1:  # every resample is the one photo (scipy asks for two)
-        return Bootstrap(mean, mean, mean)
-    interval = stats.bootstrap(
+        return Interval(mean, mean, mean)
+    bounds = stats.bootstrap(
         (array,),
         np.mean,
         n_resamples=n_resamples,
@@ -386,7 +380,7 @@ def bootstrap_ci(
         method="percentile",
         random_state=np.random.default_rng(seed),
     ).confidence_interval
-    return Bootstrap(mean, float(interval.low), float(interval.high))
+    return Interval(mean, float(bounds.low), float(bounds.high))
 
 
 def _per_threshold_matrix(per_photo: Mapping[float, object], name: str) -> tuple[list[float], np.ndarray]:
@@ -423,12 +417,6 @@ def _per_key_matrix(per_photo: Mapping[Hashable, object], name: str) -> tuple[li
     return keys, np.stack(rows)
 
 
-def first_best(keys: Sequence[Hashable], means: np.ndarray) -> Hashable:
-    """The key of the highest mean; among means within ``TIE_TOLERANCE`` of it, the first key."""
-    top = float(means.max())
-    return keys[int(np.flatnonzero(means >= top - TIE_TOLERANCE)[0])]
-
-
 def kfold_choice(
     per_photo_values: Mapping[Hashable, Sequence[float] | np.ndarray | Tensor], k: int = 5, seed: int = 0
 ) -> KFold:
@@ -451,7 +439,7 @@ def kfold_choice(
     for held_out in folds:
         train = np.ones(n, dtype=bool)
         train[held_out] = False
-        best = first_best(keys, matrix[:, train].mean(axis=1))
+        best = best_key(dict(zip(keys, matrix[:, train].mean(axis=1).tolist(), strict=True)))
         chosen.append(best)
         cv_values[held_out] = matrix[keys.index(best), held_out]
     return KFold(float(cv_values.mean()), chosen, cv_values)
@@ -466,12 +454,6 @@ def kfold_threshold(
     (mean of the held-out values, the threshold chosen for each fold [k], held-out value per photo float64 [N])."""
     thresholds, matrix = _per_threshold_matrix(per_photo_hits, "per_photo_hits")
     return kfold_choice(dict(zip(thresholds, matrix, strict=True)), k, seed)
-
-
-def interval(values: object) -> Interval:
-    """:func:`bootstrap_ci` of per-photo ``values`` ``[N]`` as an :class:`Interval`."""
-    mean, low, high = bootstrap_ci(values)
-    return {"mean": mean, "low": low, "high": high}
 
 
 def hit_bits(hits: np.ndarray) -> str:
@@ -497,7 +479,7 @@ def speckle(label_map: Tensor | np.ndarray, fraction: float = SPECKLE_FRACTION) 
     out = Speckle([], [], [])
     for c in (int(c) for c in np.unique(labels) if c >= 0):
         mask = labels == c
-        components, n = ndimage.label(mask, structure=EIGHT_CONNECTED)
+        components, n = ndimage.label(mask, structure=helpers.EIGHT_CONNECTED)
         sizes = np.bincount(components.ravel())[1:]
         out.classes.append(c)
         out.components.append(int(n))
@@ -583,7 +565,7 @@ def _photo_bootstrap(
         if any(not crowd for i in pick for _, _, crowd in ground_truth[i]):
             samples.append(statistic(pick))
     low, high = np.quantile(samples, [0.025, 0.975])
-    return {"mean": value, "low": float(low), "high": float(high)}
+    return Interval(value, float(low), float(high))
 
 
 def _ap_of(ground_truth: Sequence[GroundTruth], predictions: Sequence[Predictions], pick: np.ndarray) -> float:

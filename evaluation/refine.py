@@ -20,27 +20,30 @@ import helpers
 
 from .boxes_masks import THRESHOLDS, mask_items
 from .data import ROOT, SHARED_DATA, TEST_DATA, CocoSet, PetsPhoto, find_dataset, load_coco, load_pets
-from .metrics import Speckle, first_best, interval, kfold_choice, speckle
+from .metrics import Speckle, best_key, interval, kfold_choice, speckle
 from .running import forward, median_seconds, photo_options, relabel
 
-#: The CRF fields the grid leaves fixed, spelled out (not helpers' defaults, which the protocol re-chooses).
-REFINE_BASE: dict[str, float] = {
-    "temperature": 0.1,
-    "gaussian_sxy": 0.006,
-    "gaussian_weight": 3.0,
-    "bilateral_srgb": 13.0,
-    "iterations": 5,
-    "min_region": 0.0,
-}
+#: The CRF the grid varies: helpers' defaults without speck removal (speck removal is chosen on its own, over
+#: :data:`SPECK_FRACTIONS`).
+REFINE_BASE = dataclasses.replace(helpers.CRFSettings(), min_region=0.0)
+
+
+def setting_name(settings: helpers.CRFSettings) -> str:
+    """The name of a grid setting in the records: ``"wb80 sxy0.08 ls128"`` (bilateral weight, width, working size)."""
+    return f"wb{settings.bilateral_weight:g} sxy{settings.bilateral_sxy:g} ls{settings.long_side}"
+
+
 #: The CRF settings compared, over :data:`REFINE_BASE`: bilateral weight 80 / 20 / 40 at width 0.08 of the long side
-#: times the working size (long side 128 / 192 / 256 px). The first is issue 15's choice; on ties the first in this
-#: order wins (the cheaper working size first). Weights 5 / 10 and width 0.16 lost in every fold of issue 15's grid
+#: times the working size (long side 128 / 192 / 256 px). On ties the first in this order wins (the cheaper working
+#: size first). Weights 5 / 10 and width 0.16 lost in every fold of the grid at the 224 view
 #: (evaluation/results/refine_224.json), so they are not re-run: the grid's cost grows with the working size's square.
-REFINE_GRID: dict[str, dict[str, float]] = {
-    f"wb{w:g} sxy{s:g} ls{ls}": {"bilateral_weight": w, "bilateral_sxy": s, "long_side": ls}
-    for ls in (128, 192, 256)
-    for s in (0.08,)
-    for w in (80.0, 20.0, 40.0)
+REFINE_GRID: dict[str, helpers.CRFSettings] = {
+    setting_name(settings): settings
+    for settings in (
+        dataclasses.replace(REFINE_BASE, bilateral_weight=w, bilateral_sxy=0.08, long_side=ls)
+        for ls in (128, 192, 256)
+        for w in (80.0, 20.0, 40.0)
+    )
 }
 #: Fold seeds of the repeated cross-validation that shows how much the verdict depends on one split into folds.
 REFINE_SEEDS = tuple(range(10))
@@ -51,8 +54,8 @@ REFINE_THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(3, 10))
 SPECK_FRACTIONS = (0.0, 0.005, 0.01, 0.02)
 #: The key of the plain masks (:func:`.running.relabel`) in the protocol's {key: values}.
 PLAIN = "plain"
-#: The most forward passes of the published classifier ``segment`` top-3 may cost (issue 19).
-SEGMENT_BUDGET_X_FORWARD = 6.0
+#: The most forward passes of the published classifier ``detect`` top-5 and ``segment`` top-3 may each cost.
+BUDGET_X_FORWARD = 6.0
 #: The sets whose items choose the settings, pooled in this order.
 DEV_SETS = ("pets_seg", "coco_seg_oracle")
 #: The families of keys, each chosen by cross-validation, and the paired differences reported (new, base).
@@ -90,12 +93,6 @@ class FamilyChoice(NamedTuple):
     entry: dict[str, object]
     held_out: np.ndarray
     chosen: MaskKey
-
-
-def refine_settings(grid: Mapping[str, Mapping[str, float]] | None = None) -> dict[str, helpers.CRFSettings]:
-    """The ``grid`` (default :data:`REFINE_GRID`) as ``helpers.CRFSettings`` over :data:`REFINE_BASE`."""
-    grid = REFINE_GRID if grid is None else grid
-    return {name: helpers.CRFSettings(**(REFINE_BASE | dict(fields))) for name, fields in grid.items()}
 
 
 def refine_keys(
@@ -145,10 +142,10 @@ def refine_sweep(
 ) -> RefineSweep:
     """Per set and key, the per-item values of the masks of that key: ``(PLAIN, t)``: :func:`relabel` at t;
     ``(setting, t, f)``: ``helpers.refine_label_maps`` at t with ``settings[setting]`` (default
-    :func:`refine_settings`; one call over the thresholds per setting and photo), then ``helpers.remove_specks`` at f
+    :data:`REFINE_GRID`; one call over the thresholds per setting and photo), then ``helpers.remove_specks`` at f
     when f > 0 (no new CRF per fraction); all from one plain ``segment`` per photo (:func:`mask_items` with the
     test-time ``options``). ``measure_speckle``: also :func:`.metrics.speckle` of every refined map, per photo."""
-    settings = refine_settings() if settings is None else settings
+    settings = REFINE_GRID if settings is None else settings
     keys = [MaskKey(*key) for key in keys]
     values: dict[str, dict[MaskKey, list[float]]] = {}
     specks: dict[MaskKey, list[Speckle]] = {key: [] for key in keys if key.setting != PLAIN} if measure_speckle else {}
@@ -198,7 +195,7 @@ def _family_results(
     """One family of keys chosen by 5-fold cross-validation on the pooled items of ``dev_sets``."""
     pooled = _pooled(values, keys, dev_sets)
     _, per_fold, cv = kfold_choice(pooled)
-    chosen = first_best(list(keys), np.array([np.mean(pooled[key]) for key in keys]))
+    chosen = best_key({key: float(np.mean(pooled[key])) for key in keys})
     entry: dict[str, object] = {"cv": interval(cv)}
     sizes = [len(values[name][keys[0]]) for name in dev_sets]
     for name, part in zip(dev_sets, _split(cv, sizes), strict=True):  # the held-out values of each set's items
@@ -233,9 +230,9 @@ def _repeated_cv(
         out["pooled"].append(interval(diff))
         for name, part in zip(dev_sets, _split(diff, sizes), strict=True):
             out[name].append(interval(part))
-    out["above_zero"] = sum(d["low"] > 0 for d in out["pooled"])
-    out["below_zero"] = sum(d["high"] < 0 for d in out["pooled"])
-    out["mean"] = float(np.mean([d["mean"] for d in out["pooled"]]))
+    out["above_zero"] = sum(d.low > 0 for d in out["pooled"])
+    out["below_zero"] = sum(d.high < 0 for d in out["pooled"])
+    out["mean"] = float(np.mean([d.mean for d in out["pooled"]]))
     return out
 
 
@@ -350,7 +347,7 @@ def chosen_crf(results: Mapping[str, object], settings: Mapping[str, helpers.CRF
     refined = MaskKey(**results["refined"]["chosen"])
     if "cleaned" not in results:
         return refined, False
-    keep = results["cleaned_minus_refined_cv"]["pooled"]["high"] >= 0
+    keep = results["cleaned_minus_refined_cv"]["pooled"].high >= 0
     return (MaskKey(**results["cleaned"]["chosen"]) if keep else refined), keep
 
 
@@ -378,35 +375,7 @@ def refine_run(
     photo's three masks) before and after removal. ``published`` (the stride-2 classifier): the cost of ``detect``
     top-5 and ``segment`` top-3. ``limit``: the first photos of each set only (for trying things).
 
-    Schema of ``results``::
-
-        items: {set: number of items (photos for pets_seg, (photo, class) pairs for COCO)}
-        settings: {setting name: every helpers.CRFSettings field};  thresholds: [tau, ...];  speck_fractions: [f, ...]
-        plain | refined | cleaned: {
-            cv: {mean, low, high}               held-out score over the pooled items
-            cv_pets_seg, cv_coco_seg_oracle: {mean, low, high}   the same held-out values, per set
-            held_out_pets_seg, held_out_coco_seg_oracle: [value per item]
-            cv_choices: [{setting, threshold, min_region}] * 5   the key chosen on the other folds, per fold
-            chosen: {setting, threshold, min_region}   chosen on all development items
-            at_chosen: {set: {mean, low, high}} (in-sample at the chosen key)
-            mean_by_key: {set: {"setting|threshold[|min_region]": mean}}   (setting "plain" for the plain family)
-        }
-        refined_minus_plain_cv, cleaned_minus_refined_cv: {pooled | pets_seg | coco_seg_oracle: {mean, low, high}}
-        coco_seg_top3: {plain | refined | cleaned: {mean, low, high}; values_<family>: [per pair];
-                        refined_minus_plain, cleaned_minus_refined: {mean, low, high}}
-        repeated_cv (refined - plain), repeated_cv_cleaned_minus_refined:
-            {seeds, pooled | pets_seg | coco_seg_oracle: [{mean, low, high}] per seed, above_zero, below_zero, mean}
-        speckle: {refined | cleaned | cleaned_before: {photos, components (mean total per photo),
-                  worst_small_share (mean)}   the development photos at the refined / cleaned chosen key, and the
-                  cleaned key without its removal;
-                  dog_and_cat: {before | after: {classes, components, small_share, total_components,
-                  worst_small_share}, min_region}   at the chosen key}
-        seconds: {segment: s/photo (plain), refine: s per refined label map}
-        cost (with published): {row: multiple of a forward pass}, detect top-5 and segment top-3 on the Chihuahua
-        decision: {wins_beyond_interval (refined - plain, fold seed 0), seeds_beyond_interval, speck_removal_kept,
-                   chosen_crf: CRFSettings fields, chosen_refined_threshold, chosen_plain_threshold, within_budget,
-                   refined_default, defaults_are_chosen: helpers' CRFSettings() (every field, long_side and
-                   min_region included), DEFAULT_REFINED_MASK_THRESHOLD and DEFAULT_MASK_THRESHOLD are the chosen}
+    The results, as the record's ``results`` holds them: :class:`.records.RefineResults`.
     """
     pets = [] if (root := find_dataset("pets_seg", data)) is None else load_pets(root)[:limit]
     coco = None if (root := find_dataset("coco_seg", data)) is None else load_coco(root).head(limit)
@@ -418,7 +387,7 @@ def refine_run(
     if coco is not None:
         top3 = refine_sweep(loaded, [], coco, False, list(dict.fromkeys(chosen.values())))
         results = refine_results(dev.values, top3.values, families)
-    settings = refine_settings()
+    settings = REFINE_GRID
     final, keep = chosen_crf(results, settings)
     final_settings = key_settings(final, settings)
     results["settings"] = {name: dataclasses.asdict(s) for name, s in settings.items()}
@@ -436,7 +405,7 @@ def refine_run(
     }
     repeated = results["repeated_cv"]
     decision: dict[str, object] = {
-        "wins_beyond_interval": results["refined_minus_plain_cv"]["pooled"]["low"] > 0,  # fold seed 0, as registered
+        "wins_beyond_interval": results["refined_minus_plain_cv"]["pooled"].low > 0,  # fold seed 0
         "seeds_beyond_interval": f"{repeated['above_zero']} of {len(repeated['seeds'])}",
         "speck_removal_kept": keep,
         "chosen_crf": dataclasses.asdict(final_settings),
@@ -445,7 +414,7 @@ def refine_run(
     }
     if published is not None:
         results["cost"] = segment_cost(loaded, published, helpers.load_image(ROOT / "Chihuahua.jpg"), final_settings)
-        decision["within_budget"] = results["cost"]["segment top-3, refined"] <= SEGMENT_BUDGET_X_FORWARD
+        decision["within_budget"] = results["cost"]["segment top-3, refined"] <= BUDGET_X_FORWARD
     signature = inspect.signature(helpers.segment).parameters.get("refine")
     decision["refined_default"] = None if signature is None else signature.default
     decision["defaults_are_chosen"] = defaults_are_chosen(final_settings, final.threshold, chosen["plain"].threshold)

@@ -52,15 +52,13 @@ def photo_options(options: Mapping[str, object], photo: Image.Image) -> dict[str
 
 def relabel(seg: helpers.Segmentation, threshold: float) -> np.ndarray:
     """The plain label map ``[H, W]`` (int16 numpy, -1 background, else the class index) of ``seg`` at another mask
-    ``threshold``, from its stored maps, no new forward pass: what ``helpers.segment(..., refine=False,
-    threshold=threshold).label_map`` returns. Masks ``cams >= threshold * max`` of the upsampled, renormalised
-    CAMs (``seg.cams``, :func:`helpers.cams_to_masks`), overlaps to the largest upsampled per-pixel logit
-    (:func:`helpers.label_map_by_logit`)."""
+    ``threshold``, from its stored maps, no new forward pass: ``helpers.plain_label_map``, what
+    ``helpers.segment(..., refine=False, threshold=threshold).label_map`` returns."""
     if not isinstance(seg, helpers.Segmentation):
         raise TypeError(f"seg must be a helpers.Segmentation, got {type(seg).__name__}")
-    masks = helpers.cams_to_masks(seg.cams, helpers.check_threshold(threshold))
-    logits = helpers.upsample_cams(seg.logits_low, seg.label_map.shape)
-    return helpers.label_map_by_logit(masks, logits, [c for c, _, _ in seg.classes]).cpu().numpy()
+    classes = [c for c, _, _ in seg.classes]
+    threshold = helpers.check_threshold(threshold)
+    return helpers.plain_label_map(seg.cams_low, seg.logits_low, classes, seg.label_map.shape, threshold)
 
 
 def progress(items: Iterable[Item], description: str, total: int | None = None) -> Iterable[Item]:

@@ -2,14 +2,12 @@
 ``detect``'s box (the defaults) by the size of the largest ground-truth box, with each bucket's best threshold and
 the per-photo oracle ceiling.
 
-The zoom-in second pass and the refined box (the box of the CRF's mask) that this protocol also measured lost;
-their code was deleted (the commit is named in ``evaluation/results/README.md``) and ``evaluation/results/sizes.json``
-keeps their numbers.
+``evaluation/results/sizes_224.json`` also holds two box passes that lost against ``detect``'s box, a zoom-in second
+pass and the box of the CRF's mask; the report lists them.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -34,8 +32,9 @@ from .metrics import (
     largest_box_fraction,
     oracle_classes,
 )
-from .records import RESULTS
+from .records import RESULTS, read
 from .running import predict
+from .schema import SizesRecord
 
 #: Names of the object-size buckets, smallest first.
 SIZE_BUCKETS = ("small", "medium", "large")
@@ -44,8 +43,7 @@ SIZE_BUCKETS = ("small", "medium", "large")
 SIZE_EDGES = (0.1, 0.4)
 #: The key of the whole set beside the buckets in :func:`gt_known_by_size` and :func:`paired_by_size`.
 ALL_PHOTOS = "all"
-#: The record of the boxes by size before the detail view (224 maps; it also keeps the deleted zoom pass and refined
-#: box): the "before" of :func:`sizes_results`' paired differences.
+#: The record of the boxes by size with the 224 view: the "before" of :func:`sizes_results`' paired differences.
 SIZES_BEFORE = RESULTS / "sizes_224.json"
 #: The sets measured, with their role: thresholds are never chosen on the test set.
 SIZE_SETS = {
@@ -202,19 +200,20 @@ def size_set_results(sweep: SizeSweep, buckets: np.ndarray) -> dict[str, object]
 
 
 def before_after(
-    before: Mapping[str, object], after_hits: Sequence[bool] | np.ndarray, buckets: np.ndarray
+    before_buckets: str, before_hits: str, after_hits: Sequence[bool] | np.ndarray, buckets: np.ndarray
 ) -> dict[str, object] | None:
-    """A set's paired comparison with an earlier run of the same photos in the same order (``before``: that run's
-    set entry, with ``hits_at_default`` and ``buckets``; a run on the first photos only compares with the first of
-    the earlier ones): the earlier GT-known by bucket at its default threshold and the difference after - before per
-    bucket (:func:`paired_by_size`). None when the photos' buckets do not match (another set)."""
+    """A set's paired comparison with an earlier run of the same photos in the same order (that run's bucket
+    initials per photo ``before_buckets``, "sml...", and its hits at its default threshold ``before_hits``,
+    "0101..."; a run on the first photos only compares with the first of the earlier ones): the earlier GT-known by
+    bucket and the difference after - before per bucket (:func:`paired_by_size`). None when the photos' buckets do
+    not match (another set)."""
     n = len(buckets)
     letters = "".join(b[0] for b in buckets)
-    if len(before["buckets"]) < n or before["buckets"][:n] != letters:
+    if len(before_buckets) < n or before_buckets[:n] != letters:
         return None
-    base = np.array([c == "1" for c in before["hits_at_default"][:n]])
+    base = np.array([c == "1" for c in before_hits[:n]])
     return {
-        "hits_at_default": before["hits_at_default"][:n],
+        "hits_at_default": before_hits[:n],
         "gt_known_by_size": {
             name: interval(base[buckets == name]) if (buckets == name).any() else None for name in SIZE_BUCKETS
         }
@@ -223,51 +222,25 @@ def before_after(
     }
 
 
-def load_before(path: str | os.PathLike = SIZES_BEFORE) -> dict[str, object] | None:
-    """The ``results`` of the earlier sizes record at ``path`` with its file name and default threshold, or None
-    when there is none."""
+def load_before(path: str | os.PathLike = SIZES_BEFORE) -> SizesRecord | None:
+    """The earlier sizes record at ``path``, or None when there is none."""
     path = Path(path)
-    if not path.is_file():
-        return None
-    record = json.loads(path.read_text())
-    return record["results"] | {"file": path.name}
+    return read(path) if path.is_file() else None
 
 
 def sizes_results(
     loaded: helpers.LoadedModel,
     data: Path = SHARED_DATA,
-    before: Mapping[str, object] | None = None,
+    before: SizesRecord | None = None,
     limit: int | None = None,
 ) -> dict[str, object]:
     """Boxes by object size on the sets of :data:`SIZE_SETS` found (:func:`find_dataset`; ``coco_seg_oracle`` is
     ``coco_seg`` as (photo, COCO class) pairs with the oracle ImageNet class, :func:`coco_box_samples`). Buckets by
-    the largest ground-truth box: small < 0.1 <= medium < 0.4 <= large (fraction of the photo).
+    the largest ground-truth box: small < 0.1 <= medium < 0.4 <= large (fraction of the photo). Each set is compared
+    with the same photos of ``before`` (default: the record :data:`SIZES_BEFORE`, when present).
 
-    Schema of ``results`` (the JSON's ``results`` key; thresholds are string keys in the JSON)::
-
-        thresholds: [t, ...]                 box thresholds swept (fractions of the map's maximum)
-        default_threshold: 0.25              helpers.DEFAULT_BOX_THRESHOLD (draw it as a vertical line)
-        size_buckets: ["small", "medium", "large"];  size_edges: [0.1, 0.4]
-        sets: {set name: {
-            role: text;  photos: N;  bucket_counts: {bucket: n};  seconds_per_photo
-            top1_classification: {mean, low, high}
-            gt_known_by_size: {"small" | "medium" | "large" | "all": {   (see gt_known_by_size)
-                photos: n;  gt_known: {mean, low, high} at the default threshold
-                curve: {t: GT-known}            one curve per bucket
-                best_threshold: t;  best_gt_known: GT-known at it (chosen on these photos)
-                oracle: {mean, low, high}       per-photo oracle ceiling (best threshold per photo)
-            }}                                  an empty bucket: photos 0, the rest null
-            buckets: "slm..." (bucket initial per photo);  hits_at_default: "0101..."
-        }}
-
-            before: {hits_at_default, gt_known_by_size: {bucket: {mean, low, high}},
-                     difference_at_default: {bucket: {mean, low, high} (after - before, paired) | null}}
-        }}                                  (before: when ``before`` holds the set, photos in the same order)
-        before: {file, default_threshold}   the earlier record (default: :data:`SIZES_BEFORE`, when present)
-
-    ``limit``: the first photos of each set (COCO: of its photos) only, for trying things. The record before the
-    detail view, ``sizes_224.json``, also holds ``zoom``, ``refined_box`` and their decisions and costs (deleted
-    code).
+    The results, as the record's ``results`` holds them: :class:`.records.SizesResults`. ``limit``: the first photos
+    of each set (COCO: of its photos) only, for trying things.
     """
     before = load_before() if before is None else before
     results: dict[str, object] = {
@@ -277,8 +250,8 @@ def sizes_results(
         "size_edges": list(SIZE_EDGES),
         "sets": {},
     }
-    if before:
-        results["before"] = {"file": before.get("file"), "default_threshold": before["default_threshold"]}
+    if before is not None:
+        results["before"] = {"file": before.file, "default_threshold": before.results.default_threshold}
     for name, role in SIZE_SETS.items():
         if name == "coco_seg_oracle":
             root = find_dataset("coco_seg", data)
@@ -289,11 +262,11 @@ def sizes_results(
         if samples:
             sweep, buckets = size_sweep(loaded, samples), size_buckets(samples)
             entry = size_set_results(sweep, buckets) | {"role": role}
-            earlier = (before or {}).get("sets", {}).get(name)
-            compared = (
-                None if earlier is None else before_after(earlier, sweep.hits[helpers.DEFAULT_BOX_THRESHOLD], buckets)
-            )
-            if compared is not None:
-                entry["before"] = compared
+            earlier = None if before is None else before.results.sets.get(name)
+            if earlier is not None:
+                hits = sweep.hits[helpers.DEFAULT_BOX_THRESHOLD]
+                compared = before_after(earlier.buckets, earlier.hits_at_default, hits, buckets)
+                if compared is not None:
+                    entry["before"] = compared
             results["sets"][name] = entry
     return results

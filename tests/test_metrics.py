@@ -1,24 +1,20 @@
-"""The pure part of the evaluation harness (evaluation/): loaders, box and mask metrics,
-bootstrap intervals, k-fold threshold choice and run records. No model; a few seconds in all.
+"""The model-free metrics of the measuring system (evaluation/metrics.py): box and mask IoU, GT-known, MaxBoxAcc,
+COCO pair IoUs, bootstrap intervals, threshold and k-fold choice, AP@0.5 and CorLoc, the speckle measure. No model;
+a few seconds in all.
 
 The small cases are built by hand, with the answer worked out in the comment next to them.
 """
 
 import dataclasses
-import json
 import random
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 import helpers
-from evaluation import data, metrics, records, refine
-
-DATA = Path(__file__).resolve().parent / "data"
-SHARED = data.SHARED_DATA  # ../shared/data beside the repository: present in CI, maybe not elsewhere
+from evaluation import metrics
+from evaluation.metrics import Interval
 
 
 def plain_iou(a, b) -> float:
@@ -427,17 +423,17 @@ def test_oracle_classes_bad_inputs_raise():
 
 @pytest.mark.parametrize("constant", [0.0, 0.3, 1.0])
 def test_bootstrap_of_constant_is_that_constant(constant):
-    mean, low, high = metrics.bootstrap_ci(np.full(37, constant), n_resamples=300)
-    assert (mean, low, high) == (pytest.approx(constant), pytest.approx(constant), pytest.approx(constant))
+    result = metrics.interval(np.full(37, constant), n_resamples=300)
+    assert dataclasses.astuple(result) == pytest.approx((constant, constant, constant))
 
 
 def test_bootstrap_bool_hits_and_determinism():
     hits = np.arange(200) % 4 == 0  # 50 of 200 -> mean 0.25
-    first = metrics.bootstrap_ci(hits, n_resamples=500, seed=3)
-    assert first == metrics.bootstrap_ci(torch.from_numpy(hits), n_resamples=500, seed=3)  # tensor, same seed
-    assert first == metrics.bootstrap_ci(hits.tolist(), n_resamples=500, seed=3)
-    assert first != metrics.bootstrap_ci(hits, n_resamples=500, seed=4)
-    mean, low, high = first
+    first = metrics.interval(hits, n_resamples=500, seed=3)
+    assert first == metrics.interval(torch.from_numpy(hits), n_resamples=500, seed=3)  # tensor, same seed
+    assert first == metrics.interval(hits.tolist(), n_resamples=500, seed=3)
+    assert first != metrics.interval(hits, n_resamples=500, seed=4)
+    mean, low, high = first.mean, first.low, first.high
     assert mean == 0.25
     assert low < mean < high
     # Normal approximation: standard error sqrt(0.25 * 0.75 / 200) = 0.0306, half width 1.96 x that = 0.060.
@@ -445,7 +441,7 @@ def test_bootstrap_bool_hits_and_determinism():
 
 
 def test_bootstrap_of_one_photo_is_that_photo():
-    assert metrics.bootstrap_ci([0.7]) == (0.7, 0.7, 0.7)
+    assert metrics.interval([0.7]) == Interval(0.7, 0.7, 0.7)
 
 
 def test_bootstrap_is_the_plain_percentile_bootstrap():
@@ -455,14 +451,15 @@ def test_bootstrap_is_the_plain_percentile_bootstrap():
     picks = np.random.default_rng(11).integers(0, 57, size=(999, 57))
     low, high = np.quantile(values[picks].mean(axis=1), [0.025, 0.975])
     expected = (values.mean(), low, high)
-    assert metrics.bootstrap_ci(values, n_resamples=999, seed=11) == pytest.approx(expected, abs=1e-12)
+    result = metrics.interval(values, n_resamples=999, seed=11)
+    assert dataclasses.astuple(result) == pytest.approx(expected, abs=1e-12)
 
 
 def test_bootstrap_two_photos_by_hand():
     # Resampled means of [0, 1]: 0 (p 1/4), 0.5 (1/2), 1 (1/4): the 2.5 % and 97.5 % points are 0 and 1;
     # a 40 % interval (30 % .. 70 % points) holds only 0.5.
-    assert metrics.bootstrap_ci([0, 1], n_resamples=4000) == (0.5, 0.0, 1.0)
-    assert metrics.bootstrap_ci([0, 1], n_resamples=4000, level=0.4) == (0.5, 0.5, 0.5)
+    assert metrics.interval([0, 1], n_resamples=4000) == Interval(0.5, 0.0, 1.0)
+    assert metrics.interval([0, 1], n_resamples=4000, level=0.4) == Interval(0.5, 0.5, 0.5)
 
 
 @pytest.mark.parametrize(
@@ -481,7 +478,7 @@ def test_bootstrap_two_photos_by_hand():
 )
 def test_bootstrap_bad_inputs_raise(values, kwargs, error, match):
     with pytest.raises(error, match=match):
-        metrics.bootstrap_ci(values, **kwargs)
+        metrics.interval(values, **kwargs)
 
 
 # --------------------------------------------------------------------------------------------
@@ -561,60 +558,6 @@ def test_kfold_bad_inputs_raise(values, k, error, match):
 
 
 # --------------------------------------------------------------------------------------------
-# Run records
-# --------------------------------------------------------------------------------------------
-
-
-def test_write_run_rounds_sorts_and_converts(tmp_path):
-    record = {
-        "zeta": 1 / 3,  # -> 0.3333
-        "alpha": {"hits": torch.tensor([True, False]), "iou": np.float32(0.123456), "n": np.int64(7)},
-        "by_threshold": {0.4: 2 / 3, 0.35: 0.5},  # float keys -> "0.4", "0.35"
-        "boxes": [(1.23456, 2.0, 3.0, 4.0)],
-        "path": Path("a/b"),
-        "none": None,
-    }
-    path = records.write_run(tmp_path / "runs" / "one.json", record)
-    text = path.read_text()
-    assert json.loads(text) == {
-        "alpha": {"hits": [True, False], "iou": 0.1235, "n": 7},
-        "boxes": [[1.2346, 2.0, 3.0, 4.0]],
-        "by_threshold": {"0.35": 0.5, "0.4": 0.6667},
-        "none": None,
-        "path": "a/b",
-        "zeta": 0.3333,
-    }
-    assert text.startswith('{\n "alpha": {\n  "hits": [\n   true,')  # indent 1, sorted keys
-
-
-def test_write_run_bad_inputs_raise(tmp_path):
-    with pytest.raises(ValueError, match="NaN"):
-        records.write_run(tmp_path / "x.json", {"results": {"iou": float("nan")}})
-    with pytest.raises(TypeError, match="cannot be written as JSON"):
-        records.write_run(tmp_path / "x.json", {"model": object()})
-    with pytest.raises(ValueError, match="folder"):
-        records.write_run(tmp_path, {"a": 1})
-    with pytest.raises(TypeError, match="record must be a dict"):
-        records.write_run(tmp_path / "x.json", [1, 2])
-    assert not (tmp_path / "x.json").exists()  # nothing half-written
-
-
-def test_run_record(tmp_path):
-    record = records.run_record({"model": "resnet50", "threshold": 0.4}, {"gt_known": 0.6}, 12.5)
-    assert record["config"] == {"model": "resnet50", "threshold": 0.4}
-    assert record["results"] == {"gt_known": 0.6}
-    assert record["seconds"] == 12.5 and record["model"] == "resnet50"
-    assert record["torch"] == torch.__version__ and record["threads"] == torch.get_num_threads()
-    assert record["date"][:2] == "20"
-    assert records.run_record({}, {}, 1.0, model="lite")["model"] == "lite"
-    with pytest.raises(ValueError, match="model name"):
-        records.run_record({}, {}, 1.0)
-    with pytest.raises(ValueError, match="seconds"):
-        records.run_record({"model": "x"}, {}, -1.0)
-    json.loads(records.write_run(tmp_path / "r.json", record).read_text())  # writable as it is
-
-
-# --------------------------------------------------------------------------------------------
 # Centred baselines
 # --------------------------------------------------------------------------------------------
 
@@ -655,150 +598,6 @@ def test_centered_ellipse_area_and_orientation():
     assert int(rows.max() - rows.min() + 1) == pytest.approx(100, abs=2)
     assert int(cols.max() - cols.min() + 1) == pytest.approx(60, abs=2)
     assert torch.equal(mask, mask.flip(0)) and torch.equal(mask, mask.flip(1))
-
-
-# --------------------------------------------------------------------------------------------
-# Loaders: the repository's copies, tiny hand-made sets, and the shared data when present
-# --------------------------------------------------------------------------------------------
-
-
-def test_load_box_set_imagenet_val():
-    samples = data.load_box_set(DATA / "imagenet_val")
-    annotations = json.loads((DATA / "imagenet_val" / "annotations.json").read_text())
-    assert len(samples) == 60
-    assert sum(len(s.boxes) for s in samples) == 103
-    assert [s.name for s in samples] == [a["file"] for a in annotations]
-    clipped = 0
-    for sample, entry in zip(samples, annotations, strict=True):
-        assert isinstance(sample, data.BoxSample)
-        assert sample.photo.mode == "RGB"
-        assert sample.class_index == entry["class_index"]
-        for box, raw in zip(sample.boxes, entry["boxes_xyxy"], strict=True):
-            x0, y0, x1, y1 = box
-            assert 0 <= x0 < x1 <= sample.photo.width and 0 <= y0 < y1 <= sample.photo.height, (sample.name, box)
-            clipped += tuple(box) != tuple(float(v) for v in raw)
-    assert clipped > 0  # some stored boxes run past the (cropped) photos: they were clipped
-
-
-def test_load_pets():
-    samples = data.load_pets(DATA / "pets_seg")
-    assert len(samples) == 26
-    assert [name for name, _, _ in samples] == sorted(name for name, _, _ in samples)
-    for name, photo, mask in samples:
-        assert photo.mode == "RGB"
-        assert mask.shape == (photo.height, photo.width) and mask.dtype == np.uint8, name
-        assert set(np.unique(mask).tolist()) <= {0, 1, 2, 255}, name
-        assert (mask == 1).any() or (mask == 2).any(), name  # every photo has a cat or a dog
-
-
-def write_box_set(root: Path, boxes: list) -> None:
-    (root / "images").mkdir(parents=True)
-    Image.new("RGB", (20, 10), (200, 100, 50)).save(root / "images" / "a.png")
-    entry = {"file": "a.png", "width": 24, "height": 10, "class_index": 3, "boxes_xyxy": boxes}
-    (root / "annotations.json").write_text(json.dumps([entry]))
-
-
-def test_load_box_set_clips_to_real_photo(tmp_path):
-    # The photo is 20x10 though the annotation says 24 wide: (-2, 1, 23, 12) -> (0, 1, 20, 10).
-    write_box_set(tmp_path, [[-2, 1, 23, 12], [3, 2, 5, 4]])
-    (sample,) = data.load_box_set(tmp_path)
-    assert sample.boxes == [(0.0, 1.0, 20.0, 10.0), (3.0, 2.0, 5.0, 4.0)]
-    assert (sample.class_index, sample.name, sample.photo.size) == (3, "a.png", (20, 10))
-
-
-def test_load_box_set_bad_data_raises(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"annotations\.json"):
-        data.load_box_set(tmp_path)
-    write_box_set(tmp_path, [[21, 0, 23, 5]])  # entirely right of the 20 px photo
-    with pytest.raises(ValueError, match="empty once clipped"):
-        data.load_box_set(tmp_path)
-
-
-def write_coco_set(root: Path, label_size=(4, 3)) -> None:
-    """A one-photo COCO set: photo 4x3, labels with a dog, a person and an ignored pixel."""
-    (root / "images").mkdir(parents=True)
-    (root / "labels").mkdir()
-    names = ["person", "bicycle", "car"] + [f"class{i}" for i in range(4, 8)] + ["truck"]
-    names += [f"class{i}" for i in range(9, 16)] + ["cat", "dog"] + [f"class{i}" for i in range(18, 81)]
-    classes = {"0": "unlabeled", "255": "ignore"} | {str(i): {"name": n} for i, n in enumerate(names, start=1)}
-    (root / "classes.json").write_text(json.dumps(classes))
-    mapping = {"about": "test", "coco_to_imagenet": {"dog": [208, 207], "car": [717, 407], "truck": [555, 717]}}
-    (root / "imagenet_to_coco.json").write_text(json.dumps(mapping))
-    Image.new("RGB", (4, 3)).save(root / "images" / "p.jpg")
-    labels = np.zeros(label_size[::-1], np.uint8)
-    labels[0, :2], labels[2, 3], labels[1, 0] = DOG, PERSON, 255
-    Image.fromarray(labels).save(root / "labels" / "p.png")
-    instance = {"class_index": DOG, "name": "dog", "iscrowd": 0, "box_xyxy": [0, 0, 2.5, 9]}
-    entry = {"file": "p.jpg", "label": "p.png", "classes_present": [DOG, PERSON], "instances": [instance]}
-    (root / "annotations.json").write_text(json.dumps([entry]))
-
-
-def test_load_coco_hand_made(tmp_path):
-    write_coco_set(tmp_path)
-    coco = data.load_coco(tmp_path)
-    assert coco.class_names[DOG] == "dog" and coco.class_names[TRUCK] == "truck" and len(coco.class_names) == 80
-    assert coco.imagenet_of_coco == {CAR: (407, 717), TRUCK: (555, 717), DOG: (207, 208)}
-    assert coco.mappable_coco == {CAR, TRUCK, DOG}
-    assert coco.coco_of_imagenet.shape == (1000,)
-    # Pickup (717) is a car and a truck: the table holds the lower id, car.
-    assert {i: int(coco.coco_of_imagenet[i]) for i in np.flatnonzero(coco.coco_of_imagenet)} == {
-        207: DOG,
-        208: DOG,
-        407: CAR,
-        555: TRUCK,
-        717: CAR,
-    }
-    (photo,) = coco.photos
-    assert (photo.name, photo.photo.size, photo.classes_present) == ("p", (4, 3), (PERSON, DOG))
-    assert photo.labels.tolist() == [[DOG, DOG, 0, 0], [255, 0, 0, 0], [0, 0, 0, PERSON]]
-    assert photo.instances == (data.CocoInstance(DOG, False, (0.0, 0.0, 2.5, 3.0)),)  # box clipped to 3 rows
-    # A prediction of dog everywhere: person pixel (2,3) and the 255 pixel are ignored ->
-    # truth 2, predicted 10 valid pixels, IoU 2/10.
-    assert metrics.coco_pair_ious(np.full((3, 4), DOG), photo.labels, photo.classes_present, coco.mappable_coco) == {
-        DOG: pytest.approx(0.2)
-    }
-
-
-def test_load_coco_bad_data_raises(tmp_path):
-    write_coco_set(tmp_path, label_size=(5, 3))
-    with pytest.raises(ValueError, match="does not match the photo"):
-        data.load_coco(tmp_path)
-    mapping = {"coco_to_imagenet": {"unicorn": [1]}}
-    (tmp_path / "imagenet_to_coco.json").write_text(json.dumps(mapping))
-    with pytest.raises(ValueError, match="unicorn"):
-        data.load_coco(tmp_path)
-
-
-needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"shared data not found at {SHARED}")
-
-
-@needs_shared
-def test_load_box_set_imagenet_val_227():
-    samples = data.load_box_set(SHARED / "imagenet_val_227")
-    assert len(samples) == 800
-    assert sum(len(s.boxes) for s in samples) == 1201
-    assert len({s.class_index for s in samples}) == 547  # README says 747 "overall"; the file holds 547
-    assert all(s.photo.size == (227, 227) for s in samples)
-    assert all(0 <= b[0] < b[2] <= 227 and 0 <= b[1] < b[3] <= 227 for s in samples for b in s.boxes)
-
-
-@needs_shared
-def test_load_coco_shared():
-    coco = data.load_coco(SHARED / "coco_seg")
-    assert len(coco.photos) == 128
-    assert len(coco.mappable_coco) == 63 and PERSON not in coco.mappable_coco
-    assert int((coco.coco_of_imagenet > 0).sum()) == 321  # 322 entries, pickup listed twice
-    assert coco.coco_of_imagenet[717] == CAR and 717 in coco.imagenet_of_coco[TRUCK]
-    assert sum(len(p.classes_present) for p in coco.photos) == 362
-    assert sum(len(set(p.classes_present) & coco.mappable_coco) for p in coco.photos) == 257
-    for p in coco.photos:
-        assert p.labels.shape == (p.photo.height, p.photo.width)
-        assert set(np.unique(p.labels).tolist()) - {0, 255} == set(p.classes_present), p.name
-
-
-# --------------------------------------------------------------------------------------------
-# Adaptive box thresholds tried by the harness
-# --------------------------------------------------------------------------------------------
 
 
 # --------------------------------------------------------------------------------------------
@@ -862,10 +661,9 @@ def test_corloc_uses_the_best_scored_box():
 def test_paired_difference_hand_built():
     # b wins on photos 2 and 3, loses on photo 4: mean difference (0 + 1 + 1 - 1) / 4 = 0.25.
     result = metrics.paired_difference("1001", "1110")
-    assert result["mean"] == pytest.approx(0.25)
-    assert result["low"] <= 0.25 <= result["high"]
-    same = metrics.paired_difference("1010", "1010")
-    assert same == {"mean": 0.0, "low": 0.0, "high": 0.0}
+    assert result.mean == pytest.approx(0.25)
+    assert result.low <= 0.25 <= result.high
+    assert metrics.paired_difference("1010", "1010") == Interval(0.0, 0.0, 0.0)
     with pytest.raises(ValueError, match="same photos"):
         metrics.paired_difference("10", "101")
 
@@ -887,17 +685,17 @@ def test_average_precision_difference_is_paired():
     good = [[(1, (0.0, 0.0, 10.0, 10.0), 0.9)], [(1, (20.0, 20.0, 30.0, 30.0), 0.9)]]
     half = [[(1, (0.0, 0.0, 10.0, 10.0), 0.9)], [(1, (60.0, 60.0, 70.0, 70.0), 0.95)]]
     same = metrics.average_precision_difference(truth, good, good, n_resamples=50)
-    assert same == {"mean": 0.0, "low": 0.0, "high": 0.0}  # paired: every resample scores both alike
+    assert same == Interval(0.0, 0.0, 0.0)  # paired: every resample scores both alike
     gain = metrics.average_precision_difference(truth, good, half, n_resamples=50)
     expected = metrics.average_precision(truth, good) - metrics.average_precision(truth, half)
-    assert gain["mean"] == pytest.approx(expected) and expected > 0
-    assert 0.0 <= gain["low"] <= gain["high"]
+    assert gain.mean == pytest.approx(expected) and expected > 0
+    assert 0.0 <= gain.low <= gain.high
     with pytest.raises(ValueError, match="same length"):
         metrics.average_precision_difference(truth, good, half[:1])
 
 
 # --------------------------------------------------------------------------------------------
-# kfold_choice (any keys) and the refinement protocol
+# kfold_choice (any keys)
 # --------------------------------------------------------------------------------------------
 
 
@@ -931,169 +729,59 @@ def test_kfold_threshold_is_kfold_choice_over_sorted_thresholds():
     assert np.array_equal(by_threshold[2], by_choice[2])
 
 
-def _protocol_values(n_pets: int, n_coco: int, plain_best: float, refined_best: refine.MaskKey) -> dict:
-    """Hand-built protocol values: every plain key scores 0.5 except ``plain_best`` (0.6), every refined key 0.4
-    except ``refined_best`` (0.9), every cleaned key 0.3 except ``refined_best`` with specks < 0.01 removed (0.95),
-    on every item."""
-    out = {}
-    cleaned_best = refined_best._replace(min_region=0.01)
-    for name, n in (("pets_seg", n_pets), ("coco_seg_oracle", n_coco)):
-        per_key = {key: [0.6 if key == ("plain", plain_best, 0.0) else 0.5] * n for key in refine.plain_keys()}
-        per_key |= {key: [0.9 if key == refined_best else 0.4] * n for key in refine.refine_keys()}
-        per_key |= {key: [0.95 if key == cleaned_best else 0.3] * n for key in refine.cleaned_keys()}
-        out[name] = per_key
-    return out
+def test_best_key_takes_the_first_key_among_ties():
+    # 0.4 and 0.6 tie (to within floating-point round-off): the first in the mapping's order wins.
+    assert metrics.best_key({0.2: 0.5, 0.4: 0.75, 0.6: 0.75 + 1e-15}) == 0.4
+    assert metrics.best_key({"b": 0.3, "a": 0.3, "c": 0.1}) == "b"
+    assert metrics.best_key({0.2: 0.5, 0.4: 0.75, 0.6: 0.76}) == 0.6
 
 
-def test_refine_results_hand_built():
-    refined_best = refine.MaskKey(list(refine.REFINE_GRID)[2], 0.35)
-    cleaned_best = refined_best._replace(min_region=0.01)
-    dev = _protocol_values(5, 7, 0.3, refined_best)
-    top3 = {
-        "coco_seg_top3": {refine.MaskKey("plain", 0.3): [0.1, 0.3], refined_best: [0.2, 0.2], cleaned_best: [0.3, 0.1]}
-    }
-    out = refine.refine_results(dev, top3)
-    assert out["items"] == {"pets_seg": 5, "coco_seg_oracle": 7, "coco_seg_top3": 2}
-    assert out["plain"]["chosen"] == {"setting": "plain", "threshold": 0.3, "min_region": 0.0}
-    assert out["refined"]["chosen"] == {"setting": refined_best.setting, "threshold": 0.35, "min_region": 0.0}
-    assert out["cleaned"]["chosen"] == {"setting": refined_best.setting, "threshold": 0.35, "min_region": 0.01}
-    assert out["refined"]["cv_choices"] == [out["refined"]["chosen"]] * 5
-    assert out["plain"]["cv"] == pytest.approx({"mean": 0.6, "low": 0.6, "high": 0.6})
-    assert out["refined"]["cv_pets_seg"]["mean"] == pytest.approx(0.9)
-    assert out["refined"]["held_out_pets_seg"] == pytest.approx([0.9] * 5)
-    for part in ("pooled", "pets_seg", "coco_seg_oracle"):  # paired: the same difference on every item
-        assert out["refined_minus_plain_cv"][part] == pytest.approx({"mean": 0.3, "low": 0.3, "high": 0.3})
-        assert out["cleaned_minus_refined_cv"][part] == pytest.approx({"mean": 0.05, "low": 0.05, "high": 0.05})
-    assert out["coco_seg_top3"]["plain"]["mean"] == pytest.approx(0.2)
-    assert out["coco_seg_top3"]["refined_minus_plain"]["mean"] == pytest.approx(0.0)
-    assert out["coco_seg_top3"]["values_cleaned"] == [0.3, 0.1]
-    assert out["refined"]["mean_by_key"]["pets_seg"][f"{refined_best.setting}|0.35"] == pytest.approx(0.9)
-    assert out["cleaned"]["mean_by_key"]["pets_seg"][f"{refined_best.setting}|0.35|0.01"] == pytest.approx(0.95)
-    repeated = out["repeated_cv"]  # the same difference on every item: every fold seed sees +0.3 exactly
-    assert repeated["seeds"] == list(refine.REFINE_SEEDS) and repeated["above_zero"] == len(refine.REFINE_SEEDS)
-    assert repeated["mean"] == pytest.approx(0.3)
-    assert out["repeated_cv_cleaned_minus_refined"]["mean"] == pytest.approx(0.05)
-    assert all(d == pytest.approx({"mean": 0.3, "low": 0.3, "high": 0.3}) for d in repeated["pets_seg"])
-    assert "imagenet_val_227" not in out  # the notebook's technique loop must skip this run
-    # The cleaned family loses nothing: the protocol keeps the speck removal and its key.
-    settings = {name: helpers.CRFSettings(bilateral_weight=10.0 + i) for i, name in enumerate(refine.REFINE_GRID)}
-    key, kept = refine.chosen_crf(out, settings)
-    assert kept and key == cleaned_best
-    assert refine.key_settings(key, settings).min_region == 0.01
-    assert refine.key_settings(key, settings).bilateral_weight == settings[refined_best.setting].bilateral_weight
-    with pytest.raises(ValueError, match="pets_seg or coco_seg_oracle"):
-        refine.refine_results({"coco_seg_top3": dev["pets_seg"]})
+# --------------------------------------------------------------------------------------------
+# Object size: the largest box's share of the photo
+# --------------------------------------------------------------------------------------------
 
 
-def test_chosen_crf_drops_a_speck_removal_that_loses():
-    refined_best = refine.MaskKey(next(iter(refine.REFINE_GRID)), 0.3)
-    dev = _protocol_values(6, 6, 0.3, refined_best)
-    for per_key in dev.values():  # cleaned now loses 0.1 on every item against refined
-        per_key[refined_best._replace(min_region=0.01)] = [0.8] * 6
-    out = refine.refine_results(dev)
-    assert out["cleaned_minus_refined_cv"]["pooled"]["high"] == pytest.approx(-0.1)
-    key, kept = refine.chosen_crf(out, refine.refine_settings())
-    assert not kept and key == refined_best
+def test_largest_box_fraction_takes_the_largest_box():
+    # 100x50 photo (area 5000): boxes of area 400 and 1000 -> 1000 / 5000
+    assert metrics.largest_box_fraction([(0, 0, 20, 20), (10, 10, 60, 30)], 100, 50) == pytest.approx(0.2)
 
 
-def test_defaults_are_chosen_compares_every_crf_field():
-    chosen = helpers.CRFSettings()
-    assert refine.defaults_are_chosen(chosen, helpers.DEFAULT_REFINED_MASK_THRESHOLD, helpers.DEFAULT_MASK_THRESHOLD)
-    for field, value in (("long_side", chosen.long_side + 64), ("min_region", 0.015), ("bilateral_weight", 1.0)):
-        other = dataclasses.replace(chosen, **{field: value})
-        assert not refine.defaults_are_chosen(
-            other, helpers.DEFAULT_REFINED_MASK_THRESHOLD, helpers.DEFAULT_MASK_THRESHOLD
-        ), field
-    assert not refine.defaults_are_chosen(
-        chosen, helpers.DEFAULT_REFINED_MASK_THRESHOLD + 0.05, helpers.DEFAULT_MASK_THRESHOLD
-    )
-    assert not refine.defaults_are_chosen(
-        chosen, helpers.DEFAULT_REFINED_MASK_THRESHOLD, helpers.DEFAULT_MASK_THRESHOLD + 0.05
-    )
+def test_largest_box_fraction_rejects_empty_input():
+    with pytest.raises(ValueError, match="non-empty"):
+        metrics.largest_box_fraction([], 10, 10)
+    with pytest.raises(ValueError, match="x0 < x1"):
+        metrics.largest_box_fraction([(5, 0, 5, 3)], 10, 10)
 
 
-def test_refine_sweep_scores_plain_refined_and_cleaned_maps(monkeypatch):
-    # Stand-ins: plain maps are all background (IoU 0 with a mask that has foreground); refined maps all foreground
-    # but an enclosed one-pixel hole at (5, 5), which the real helpers.remove_specks fills at min_region 0.01.
-    calls = []
-
-    def segment(loaded, photo, topk=3, class_indices=None, refine=True, **options):
-        assert refine is False and options == {}  # the protocol refines the plain maps itself
-        return ("seg", photo.size)
-
-    def relabel(seg, t):
-        return np.full(seg[1][::-1], -1, dtype=np.int64)
-
-    def refine_label_maps(photo, seg, thresholds, settings):
-        calls.append((tuple(thresholds), settings))
-        maps = []
-        for _ in thresholds:
-            labels = np.zeros(seg[1][::-1], dtype=np.int64)
-            labels[5, 5] = -1  # an enclosed hole of one pixel
-            maps.append(labels)
-        return maps
-
-    monkeypatch.setattr(helpers, "segment", segment)
-    monkeypatch.setattr(refine, "relabel", relabel)
-    monkeypatch.setattr(helpers, "refine_label_maps", refine_label_maps)
-    pets = data.load_pets(DATA / "pets_seg")[:2]
-    settings = {"a": "settings of a"}
-    refined = refine.MaskKey("a", 0.25)
-    cleaned = refined._replace(min_region=0.01)
-    keys = [refine.MaskKey("plain", 0.3), refined, cleaned, refine.MaskKey("a", 0.2)]
-    sweep = refine.refine_sweep(None, pets, None, True, keys, settings, measure_speckle=True)
-    values = sweep.values["pets_seg"]
-
-    def iou(pred, m):
-        valid = m != 255
-        fg = (m > 0) & valid
-        return float((pred & fg).sum() / ((pred | fg) & valid).sum())
-
-    def holed(shape):
-        pred = np.ones(shape, dtype=bool)
-        pred[5, 5] = False
-        return pred
-
-    with_hole = [iou(holed(m.shape), m) for _, _, m in pets]
-    filled = [iou(np.ones(m.shape, dtype=bool), m) for _, _, m in pets]
-    assert values[keys[0]] == [0.0, 0.0]
-    assert values[refined] == pytest.approx(with_hole) and values[cleaned] == pytest.approx(filled)
-    assert calls == [((0.2, 0.25), "settings of a")] * 2  # one CRF call per photo and setting, thresholds sorted
-    assert [s.components for s in sweep.specks[refined]] == [[1], [1]]
-    assert sweep.specks[cleaned][0].small_share == [0.0]
-    assert refine.MaskKey("plain", 0.3) not in sweep.specks
-    assert sweep.seconds_segment >= 0 and sweep.seconds_refine >= 0
+# --------------------------------------------------------------------------------------------
+# The speckle measure
+# --------------------------------------------------------------------------------------------
 
 
-def test_refine_settings_cover_the_grid():
-    settings = refine.refine_settings()
-    assert len(settings) == 9
-    assert {(s.bilateral_weight, s.bilateral_sxy, s.long_side) for s in settings.values()} == {
-        (w, 0.08, ls) for w in (20.0, 40.0, 80.0) for ls in (128, 192, 256)
-    }
-    first = next(iter(settings.values()))  # issue 15's setting first: it wins ties
-    assert (first.bilateral_weight, first.bilateral_sxy, first.long_side) == (80.0, 0.08, 128)
-    for s in settings.values():  # the rest spelled out, not helpers' defaults
-        assert all(getattr(s, name) == value for name, value in refine.REFINE_BASE.items())
-    assert refine.REFINE_THRESHOLDS == (0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45)
-    assert len(refine.cleaned_keys()) == 9 * 7 * 3 and {k.min_region for k in refine.cleaned_keys()} == {
-        0.005,
-        0.01,
-        0.02,
-    }
-    assert {k.min_region for k in refine.refine_keys()} == {0.0}
+def test_speckle_of_a_hand_built_label_map():
+    labels = np.full((20, 30), -1, dtype=np.int64)
+    labels[2:12, 2:12] = 3  # class 3: a 10 x 10 block (100 px) ...
+    labels[15, 20] = 3  # ... and a one-pixel island: 101 px, the island 1/101 < 1%
+    labels[16, 21] = 3  # diagonal to it: the same 8-connected island (2 px: 2/102 >= 1%)
+    labels[0:5, 20:30] = 7  # class 7: one 50 px block with a 1-pixel hole (a hole is no component)
+    labels[2, 25] = -1
+    out = metrics.speckle(labels)
+    assert out.classes == [3, 7]
+    assert out.components == [2, 1]
+    assert out.small_share == [pytest.approx(0.0), 0.0]  # 2 of 102 px is not below 1%
+    out = metrics.speckle(labels, fraction=0.05)  # at 5% the 2-pixel island is small
+    assert out.small_share[0] == pytest.approx(2 / 102)
+    assert metrics.speckle(np.full((4, 4), -1)).components == []
+    with pytest.raises(ValueError, match="label_map"):
+        metrics.speckle(np.zeros((2, 2, 2), dtype=np.int64))
 
 
-def test_repeated_cv_counts_the_seeds_whose_interval_is_above_zero():
-    # The first refined key wins on item 0 only (by 1.0) and ties elsewhere, so every fold chooses it (ties go to
-    # the first key): the held-out gain is 1 on item 0 and 0 elsewhere, a mean of 1/N for every seed; the
-    # intervals of a vector that is 0 but for one item reach down to 0, so no seed's interval lies above 0.
-    best = refine.refine_keys()[0]
-    keys = refine.plain_keys() + refine.refine_keys()
-    n = 12
-    dev = {"pets_seg": {k: [0.5] * n for k in keys}}
-    dev["pets_seg"][best] = [1.5] + [0.5] * (n - 1)
-    out = refine._repeated_cv(dev, ["pets_seg"], seeds=(0, 1, 2))
-    assert out["seeds"] == [0, 1, 2] and out["above_zero"] == 0 and out["below_zero"] == 0
-    assert out["mean"] == pytest.approx(1 / n)
-    assert [d["low"] for d in out["pooled"]] == [0.0, 0.0, 0.0] and out["pooled"] == out["pets_seg"]
+def test_speckle_after_remove_specks_is_clean():
+    labels = np.zeros((40, 40), dtype=np.int64)  # one class, a big mask
+    labels[10, 10] = -1  # an enclosed one-pixel hole
+    labels[30:32, 30:32] = -1  # an enclosed 4-pixel hole
+    labels[0, 39] = 5  # a one-pixel island of another class: its own whole mask, not small
+    before = metrics.speckle(labels)
+    cleaned = helpers.remove_specks(labels, 0.01)  # holes < 1% of class 0's mask (~15 px) are filled
+    assert (cleaned[10, 10], cleaned[30, 30]) == (0, 0)
+    assert metrics.speckle(cleaned).components == before.components == [1, 1]

@@ -1,5 +1,5 @@
-"""Boxes by object size in the harness (evaluation/sizes.py): hand-built cases whose answers are known, and a
-stand-in "classifier" whose Grad-CAM is known. No real model."""
+"""The object-size protocol (evaluation/sizes.py): hand-built cases whose answers are known, read as the records
+hold them, and a stand-in "classifier" whose Grad-CAM is known. No real model."""
 
 import json
 from pathlib import Path
@@ -11,19 +11,25 @@ import torchvision.transforms.functional as TF
 from PIL import Image
 
 import helpers
-from evaluation import data, metrics, records, report, sizes
+from evaluation import data, metrics, records, report, schema, sizes
+from evaluation.metrics import Interval
 
 
 def sample(width: int, height: int, boxes: list) -> data.BoxSample:
     return data.BoxSample(Image.new("RGB", (width, height)), 0, boxes, "x")
 
 
+def by_size(out: dict) -> dict[str, schema.SizeBucket]:
+    """:func:`sizes.gt_known_by_size`'s result as the records hold it."""
+    return records.parse(dict[str, schema.SizeBucket], records.jsonable(out, "out"))
+
+
+def paired(out: dict) -> dict[str, Interval | None]:
+    """:func:`sizes.paired_by_size`'s result as the records hold it."""
+    return records.parse(dict[str, Interval | None], records.jsonable(out, "out"))
+
+
 # ---- buckets ---------------------------------------------------------------------------------
-
-
-def test_largest_box_fraction_takes_the_largest_box():
-    # 100x50 photo (area 5000): boxes of area 400 and 1000 -> 1000 / 5000
-    assert metrics.largest_box_fraction([(0, 0, 20, 20), (10, 10, 60, 30)], 100, 50) == pytest.approx(0.2)
 
 
 def test_size_bucket_edges_go_to_the_larger_bucket():
@@ -53,13 +59,6 @@ def test_size_bucket_rejects_bad_fractions(bad, error):
         sizes.size_bucket(bad)
 
 
-def test_largest_box_fraction_rejects_empty_input():
-    with pytest.raises(ValueError, match="non-empty"):
-        metrics.largest_box_fraction([], 10, 10)
-    with pytest.raises(ValueError, match="x0 < x1"):
-        metrics.largest_box_fraction([(5, 0, 5, 3)], 10, 10)
-
-
 # ---- GT-known by size ------------------------------------------------------------------------
 
 # Five photos, three thresholds. Rows: thresholds 0.25, 0.5, 0.75.
@@ -73,55 +72,45 @@ BUCKETS = ["small", "small", "medium", "large", "large"]
 
 def test_gt_known_by_size_hand_built():
     hits = {t: np.array(v, dtype=bool) for t, v in HITS.items()}
-    out = sizes.gt_known_by_size(hits, BUCKETS, 0.25)
+    out = by_size(sizes.gt_known_by_size(hits, BUCKETS, 0.25))
     small, medium, large, whole = out["small"], out["medium"], out["large"], out["all"]
-    assert [small["photos"], medium["photos"], large["photos"], whole["photos"]] == [2, 1, 2, 5]
-    assert small["gt_known"]["mean"] == pytest.approx(0.5)
-    assert small["curve"] == {0.25: 0.5, 0.5: 0.5, 0.75: 0.5}
-    assert small["best_threshold"] == 0.25  # tie: the lowest
-    assert small["oracle"]["mean"] == pytest.approx(1.0)  # photo 0 at 0.25, photo 1 at 0.5
-    assert medium["gt_known"]["mean"] == 0.0
-    assert (medium["best_threshold"], medium["best_gt_known"]) == (0.75, 1.0)
-    assert large["curve"] == {0.25: 1.0, 0.5: 0.5, 0.75: 0.0}
-    assert large["oracle"]["mean"] == 1.0
-    assert whole["gt_known"]["mean"] == pytest.approx(0.6)
-    assert whole["best_threshold"] == 0.25 and whole["best_gt_known"] == pytest.approx(0.6)
-    assert whole["oracle"]["mean"] == pytest.approx(1.0)
+    assert [small.photos, medium.photos, large.photos, whole.photos] == [2, 1, 2, 5]
+    assert small.gt_known.mean == pytest.approx(0.5)
+    assert small.curve == {0.25: 0.5, 0.5: 0.5, 0.75: 0.5}
+    assert small.best_threshold == 0.25  # tie: the lowest
+    assert small.oracle.mean == pytest.approx(1.0)  # photo 0 at 0.25, photo 1 at 0.5
+    assert medium.gt_known.mean == 0.0
+    assert (medium.best_threshold, medium.best_gt_known) == (0.75, 1.0)
+    assert large.curve == {0.25: 1.0, 0.5: 0.5, 0.75: 0.0}
+    assert large.oracle.mean == 1.0
+    assert whole.gt_known.mean == pytest.approx(0.6)
+    assert whole.best_threshold == 0.25 and whole.best_gt_known == pytest.approx(0.6)
+    assert whole.oracle.mean == pytest.approx(1.0)
 
 
-def test_gt_known_by_size_intervals_match_bootstrap_ci():
+def test_gt_known_by_size_intervals_are_the_bootstrap_intervals():
     rng = np.random.default_rng(1)
     hits = {t: rng.random(40) < p for t, p in ((0.2, 0.3), (0.4, 0.6))}
     buckets = np.array(["small", "medium", "large", "large"] * 10)
     out = sizes.gt_known_by_size(hits, buckets, 0.4)
-    expected = metrics.bootstrap_ci(hits[0.4][buckets == "large"])
-    assert tuple(out["large"]["gt_known"].values()) == pytest.approx(expected)
-    ceiling = metrics.bootstrap_ci(hits[0.2] | hits[0.4])
-    assert tuple(out["all"]["oracle"].values()) == pytest.approx(ceiling)
+    assert out["large"]["gt_known"] == metrics.interval(hits[0.4][buckets == "large"])
+    assert out["all"]["oracle"] == metrics.interval(hits[0.2] | hits[0.4])
 
 
 def test_oracle_ceiling_is_at_least_every_threshold():
     rng = np.random.default_rng(2)
     hits = {round(0.05 * i, 2): rng.random(60) < 0.4 for i in range(1, 9)}
     buckets = rng.choice(sizes.SIZE_BUCKETS, 60)
-    out = sizes.gt_known_by_size(hits, buckets, 0.25)
-    for entry in out.values():
-        if entry["photos"]:
-            assert entry["oracle"]["mean"] >= max(entry["curve"].values())
-            assert entry["best_gt_known"] == max(entry["curve"].values())
+    for entry in by_size(sizes.gt_known_by_size(hits, buckets, 0.25)).values():
+        if entry.photos:
+            assert entry.oracle.mean >= max(entry.curve.values()) - 1e-4
+            assert entry.best_gt_known == max(entry.curve.values())
 
 
 def test_gt_known_by_size_empty_bucket():
-    out = sizes.gt_known_by_size({0.25: [True, False]}, ["large", "large"], 0.25)
-    assert out["small"] == {
-        "photos": 0,
-        "gt_known": None,
-        "curve": None,
-        "best_threshold": None,
-        "best_gt_known": None,
-        "oracle": None,
-    }
-    assert out["large"]["photos"] == 2
+    out = by_size(sizes.gt_known_by_size({0.25: [True, False]}, ["large", "large"], 0.25))
+    assert out["small"] == schema.SizeBucket(photos=0)  # every other field None
+    assert out["large"].photos == 2
 
 
 def test_gt_known_by_size_bad_input():
@@ -138,12 +127,29 @@ def test_gt_known_by_size_bad_input():
 def test_paired_by_size_hand_built():
     base = [1, 0, 0, 1, 1]
     new = [1, 1, 1, 0, 1]
-    out = sizes.paired_by_size(base, new, BUCKETS)
-    assert out["small"]["mean"] == pytest.approx(0.5)
-    assert out["medium"] == {"mean": 1.0, "low": 1.0, "high": 1.0}
-    assert out["large"]["mean"] == pytest.approx(-0.5)
-    assert out["all"]["mean"] == pytest.approx(0.2)
-    assert sizes.paired_by_size([1], [1], ["small"])["large"] is None
+    out = paired(sizes.paired_by_size(base, new, BUCKETS))
+    assert out["small"].mean == pytest.approx(0.5)
+    assert out["medium"] == Interval(1.0, 1.0, 1.0)
+    assert out["large"].mean == pytest.approx(-0.5)
+    assert out["all"].mean == pytest.approx(0.2)
+    assert paired(sizes.paired_by_size([1], [1], ["small"]))["large"] is None
+
+
+def test_before_after_pairs_the_same_photos_per_bucket():
+    buckets = np.array(["small", "small", "large", "medium"])  # a run on the first four photos of five
+    after = np.array([True, True, True, True])  # before: 0, 1, 1, 0
+    out = records.parse(
+        schema.BeforeAfter, records.jsonable(sizes.before_after("sslml", "01101", after, buckets), "x")
+    )
+    assert out.hits_at_default == "0110"
+    assert out.gt_known_by_size["small"].mean == pytest.approx(0.5)
+    assert out.gt_known_by_size["large"].mean == pytest.approx(1.0)
+    difference = out.difference_at_default
+    assert difference["small"] == Interval(0.5, 0.0, 1.0)
+    assert difference["large"] == Interval(0.0, 0.0, 0.0)
+    assert difference["medium"].mean == pytest.approx(1.0)
+    assert difference["all"].mean == pytest.approx((1 + 0 + 0 + 1) / 4)
+    assert sizes.before_after("sslml", "01101", after, np.array(["large", "small", "large", "medium"])) is None
 
 
 class _Fixed(torch.nn.Module):
@@ -196,28 +202,27 @@ def test_sizes_results_end_to_end_on_hand_built_sets(fixed, tmp_path):
     large = (red_square(square=(0, 0, 400, 200)), [[0, 0, 400, 200]])
     _box_set(tmp_path / "imagenet_val_227", [small, large])
     _box_set(tmp_path / "imagenet_val", [large])
-    results = sizes.sizes_results(fixed, tmp_path)
-    assert "imagenet_val_227" not in results  # the notebook's technique loop must skip this run
-    dev = results["sets"]["imagenet_val_227"]
-    assert dev["bucket_counts"] == {"small": 1, "medium": 0, "large": 1}
-    assert dev["buckets"] == "sl"
-    by_size = dev["gt_known_by_size"]
-    assert by_size["small"]["curve"][0.5] == 1.0 and by_size["large"]["curve"][0.5] == 1.0
-    assert by_size["medium"]["photos"] == 0 and by_size["medium"]["curve"] is None
-    today = [int(h) for h in dev["hits_at_default"]]
+    raw = sizes.sizes_results(fixed, tmp_path)
+    results = records.parse(schema.SizesResults, records.jsonable(raw, "results"))  # as the record holds them
+    dev = results.sets["imagenet_val_227"]
+    assert dev.bucket_counts == {"small": 1, "medium": 0, "large": 1}
+    assert dev.buckets == "sl"
+    small_bucket, large_bucket = dev.gt_known_by_size["small"], dev.gt_known_by_size["large"]
+    assert small_bucket.curve[0.5] == 1.0 and large_bucket.curve[0.5] == 1.0
+    assert dev.gt_known_by_size["medium"].photos == 0 and dev.gt_known_by_size["medium"].curve is None
+    today = [int(h) for h in dev.hits_at_default]
     # Independently: detect's own box (the defaults) against the ground truth, photo by photo.
     expected = [
         int(helpers.best_iou(helpers.detect(fixed, photo, class_indices=[0])[0].box, boxes) >= 0.5)
         for photo, boxes in (small, large)
     ]
-    assert today == expected and dev["gt_known_by_size"]["small"]["gt_known"]["mean"] == expected[0]
-    assert dev["gt_known_by_size"]["all"]["gt_known"]["mean"] == pytest.approx(np.mean(today))
-    assert results["sets"]["imagenet_val"]["bucket_counts"]["large"] == 1
-    assert results["sets"]["imagenet_val"]["role"].startswith("test")
-    assert "zoom" not in dev and "refined_box" not in dev  # the lost passes are gone
+    assert today == expected and small_bucket.gt_known.mean == expected[0]
+    assert dev.gt_known_by_size["all"].gt_known.mean == pytest.approx(np.mean(today))
+    assert results.sets["imagenet_val"].bucket_counts["large"] == 1
+    assert results.sets["imagenet_val"].role.startswith("test")
+    assert dev.zoom is None and dev.refined_box is None  # the lost passes are gone
     table = report.sizes_markdown(results)
-    best = by_size["small"]["best_threshold"]
-    assert by_size["small"]["curve"][best] == 1.0 and best <= 0.5
+    best = small_bucket.best_threshold
+    assert small_bucket.curve[best] == 1.0 and best <= 0.5
     assert f"| small | 1 | {expected[0]:.1%} [{expected[0]:.1%}, {expected[0]:.1%}] | {best}: 100.0% |" in table
     assert "zoom" not in table
-    json.dumps(records.jsonable(results, "results"))  # writable as JSON
