@@ -143,8 +143,15 @@ class LoadedModel:
 
     @property
     def device(self) -> torch.device:
-        weight = self.classifier.weight if self.classifier is not None else next(self.model.parameters())
-        return weight.device
+        return self._weight().device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype photos are given to the model in: the classifier's weights' (else its first parameter's)."""
+        return self._weight().dtype
+
+    def _weight(self) -> Tensor:
+        return self.classifier.weight if self.classifier is not None else next(self.model.parameters())
 
 
 def load_model(
@@ -1015,7 +1022,7 @@ def _batch(loaded: LoadedModel, photos: Sequence[Image.Image], size: int) -> Ten
     """The photos preprocessed at ``size`` x ``size``, ``[B, 3, size, size]`` on the model's device, in the dtype of
     its classifier's weights (whatever the default dtype)."""
     batch = torch.cat([loaded.preprocess(photo, size) for photo in photos])
-    return batch.to(loaded.device, loaded.classifier.weight.dtype)
+    return batch.to(loaded.device, loaded.dtype)
 
 
 #: Per model inside :func:`_eval_mode`: [how many blocks, each module's ``training`` flag to restore after the last].

@@ -45,6 +45,7 @@ from .schema import (
     CRFReferenceRecord,
     DetailRecord,
     DetectionRecord,
+    LayerScreenRecord,
     Record,
     RefineRecord,
     SizesRecord,
@@ -266,6 +267,7 @@ RECORD_TYPES: dict[str, type[Record]] = {
     "refine": RefineRecord,
     "detail": DetailRecord,
     "crf reference": CRFReferenceRecord,
+    "layer screen": LayerScreenRecord,
 }
 
 R = TypeVar("R", bound=type[Record])

@@ -27,6 +27,7 @@ from .schema import (
     DetectionRecord,
     DetectionResults,
     Family,
+    LayerScreenRecord,
     Record,
     RefineRecord,
     RefineResults,
@@ -497,22 +498,21 @@ def lost_section() -> list[str]:
     return lines
 
 
-def layer_screen_table(screen: Record) -> list[str]:
+def layer_screen_table(screen: LayerScreenRecord) -> list[str]:
     """The layer screen: GT-known localization of the true class's box per map source and box rule, at the best
     threshold on the same photos (a screen, not cross-validated), and the top-1 of each view."""
     results, config = screen.results, screen.config
     lines = [
-        f"A screen on {config['photos']} development photos ({config['data']}), thresholds chosen on the same photos "
+        f"A screen on {config.photos} development photos ({config.data}), thresholds chosen on the same photos "
         "(optimistic: the sources that pass it were then measured with cross-validated thresholds, above).",
         "",
-        "| map source | what | " + " | ".join(f"{rule} (best threshold)" for rule in config["rules"]) + " |",
-        "|---|---|" + "---|" * len(config["rules"]),
+        "| map source | what | " + " | ".join(f"{rule} (best threshold)" for rule in config.rules) + " |",
+        "|---|---|" + "---|" * len(config.rules),
     ]
-    for source, rules in results["gt_known_by_threshold"].items():  # per rule: GT-known at each threshold
-        best = [results["best"][source][rule] for rule in rules]
-        cells = " | ".join(f"{100 * b['gt_known']:.1f}% ({b['threshold']})" for b in best)
-        lines.append(f"| {source} | {config['variants'][source]} | {cells} |")
-    top1 = ", ".join(f"{view} {100 * value:.1f}%" for view, value in results["top1"].items())
+    for source, best in results.best.items():
+        cells = " | ".join(f"{100 * best[rule].gt_known:.1f}% ({best[rule].threshold})" for rule in config.rules)
+        lines.append(f"| {source} | {config.variants[source]} | {cells} |")
+    top1 = ", ".join(f"{view} {100 * value:.1f}%" for view, value in results.top1.items())
     return [*lines, "", f"Top-1 classification of the views: {top1}."]
 
 
@@ -559,7 +559,7 @@ def markdown_report(folder: str | os.PathLike = RESULTS, choices: Path = CHOICES
     for file, title in (("sizes.json", "Boxes by object size"), (SIZES_BEFORE.name, "Boxes by object size, before")):
         if file in sizes:
             lines += ["", f"## {title}", "", source_line([sizes[file]]), "", protocol_markdown(sizes[file])]
-    if (screen := next((r for r in runs if r.file == "layer_screen.json"), None)) is not None:
+    if (screen := next((r for r in runs if isinstance(r, LayerScreenRecord)), None)) is not None:
         lines += ["", "## Which maps give boxes: a screen of layers", "", source_line([screen]), ""]
         lines += layer_screen_table(screen)
     if (bench := next((r for r in runs if isinstance(r, BenchmarkRecord)), None)) is not None:

@@ -557,3 +557,41 @@ class CRFReferenceRecord(Record):
 
     config: CRFReferenceConfig
     results: CRFReferenceResults
+
+
+@dataclass(frozen=True, kw_only=True)
+class LayerScreenConfig(RunConfig):
+    """The layer screen's set-up: its photos, the map sources (``variants``: name -> what) and box rules."""
+
+    data: str
+    photos: int
+    classes: str
+    threshold_choice: str
+    variants: dict[str, str]
+    rules: dict[str, str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScreenBest:
+    """A source's best box threshold on the screened photos and its GT-known localization there."""
+
+    gt_known: float
+    threshold: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class LayerScreenResults:
+    """Per source and rule: GT-known at each threshold and at the best one; the top-1 of each view."""
+
+    top1: dict[str, float]
+    gt_known_by_threshold: dict[str, dict[str, dict[str, float]]]
+    best: dict[str, dict[str, ScreenBest]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class LayerScreenRecord(Record):
+    """The screen of map sources for boxes (which layers and fusions give the best boxes; its code was deleted once
+    the winner, the dilated last stage, was measured with cross-validated thresholds)."""
+
+    config: LayerScreenConfig
+    results: LayerScreenResults

@@ -206,8 +206,8 @@ def test_smallest_real_run_gives_a_complete_record(lite, tiny_photo):
 
 def test_a_row_that_raises_is_recorded_as_failed(tiny_photo):
     model = torchvision.models.resnet18()
-    model.layer4[0].conv1.stride = (1, 1)  # its shortcut stays at stride 2: the block's sum cannot be formed
     broken = helpers.wrap_resnet(model, "resnet18", "random init, broken")
+    model.layer4[0].conv1.stride = (1, 1)  # after wrapping: its shortcut stays at stride 2, the sum cannot be formed
     args = benchmark.parse_args(["--warmup", "0", "--repeats", "1"])
     result = benchmark.benchmark_model("broken", broken, broken, tiny_photo, [], args, (FORWARD, DETECT))
     (forward, detect) = benchmark.speed_rows(result, args)

@@ -98,6 +98,7 @@ def test_stored_records_are_written_byte_for_byte_as_they_are(tmp_path):
 KINDS = {
     "crf_reference": schema.CRFReferenceRecord,
     "detection": schema.DetectionRecord,
+    "layer_screen": schema.LayerScreenRecord,
     "refine": schema.RefineRecord,
     "refine_224": schema.RefineRecord,
     "sizes": schema.SizesRecord,
