@@ -49,13 +49,13 @@ import dataclasses
 import json
 import os
 import warnings
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
 import helpers as H
+from evaluation import records  # the measuring system's typed run records
 
 torch.manual_seed(0)
 np.set_printoptions(precision=1, suppress=True)  # stable digits: no round-off shows
@@ -195,9 +195,9 @@ print(f"\nhooks by hand == grad_cams() on the full-size map: {bool((by_hand - li
 
 # The sheet's recipe: one 224 view (input_sizes=224; the default draws the maps from a finer view, see 2.8), with
 # the thresholds cross-validated for that view (helpers' defaults are those of the detail view).
-sheet_view = json.loads(Path("evaluation/results/detail_224.json").read_text())["results"]
-BOX_224 = sheet_view["boxes_masks"]["imagenet_val_227"]["largest"]["threshold"]
-MASK_224 = sheet_view["refine"]["plain"]["chosen"]["threshold"]
+sheet_view = records.load("detail_224").results  # the stored run of the 224 view, a typed record
+BOX_224 = sheet_view.boxes_masks.imagenet_val_227.largest.threshold
+MASK_224 = sheet_view.refine.plain.chosen.threshold
 detections = H.detect(loaded, image, topk=5, threshold=BOX_224, input_sizes=224)  # all five classes at once
 chihuahua = detections[0]
 print(f"top-1: {chihuahua.label} ({chihuahua.score:.1%}), box (x0, y0, x1, y1) = {chihuahua.box} "
@@ -324,7 +324,6 @@ for name, photo in (("Chihuahua.jpg", image), ("dog_and_cat.png", pair)):
 # photos, two hounds and three bighorn sheep:
 
 # %%
-import json
 
 annotations = {e["file"]: e for e in json.load(open("tests/data/imagenet_val/annotations.json"))}
 fig, axes = plt.subplots(2, 2, figsize=(10, 7))
@@ -840,9 +839,7 @@ show.headline(runs, loaded.name)
 #
 # Each technique was measured against the one before on the same photos (tables above; paired intervals in
 # `evaluation/results/README.md`), and kept only where it wins beyond the interval, within a cost budget of 6 forward passes
-# of the published classifier for `detect` top-5 and `segment` top-3 (`evaluation/benchmark.py`). One miss: on the
-# stand-in, whose forward pass is fast, `segment` top-3 with the CRF and speck removal costs 8.7 (5.1 on ResNet-50;
-# the 224 view with the CRF already 6.9); `detect` top-5 costs 4.9 (4.1).
+# of the published classifier for `detect` top-5 and `segment` top-3 (the benchmark's stored run, below).
 #
 # * **Box threshold**: cross-validated on the development photos. An early default, 0.4 of the maximum, had been
 #   chosen on the test photos themselves.
@@ -858,8 +855,9 @@ show.headline(runs, loaded.name)
 #   classes stay at 224.
 # * **Views**: a flip, or several input sizes averaged, cost one forward pass each; they stay options of `detect`
 #   and `segment` (`flip=True`, `input_sizes=(224, 320)`), not defaults.
-# * **Layers** (fusing the stage before the last, LayerCAM-style): screened with a layer screen (its numbers: `evaluation/results/layer_screen.json`); alone the
-#   earlier stage's maps are too peaky, fused they do not beat the dilated last stage.
+# * **Layers** (fusing the stage before the last, LayerCAM-style): screened on the 800 development photos
+#   (`evaluation/results/layer_screen.json`); alone the earlier stage's maps are too peaky, fused they do not beat the
+#   dilated last stage.
 # * **Masks that follow edges**: SLIC superpixel pooling and a guided filter gave no gain beyond the noise on Pets and
 #   COCO, at 10–70× the cost of a forward pass. **Kept**: the dense CRF of 2.6, and speck removal after it where the
 #   CV kept it (*Masks that follow edges, measured*). The plain masks are `segment(..., refine=False)`.
@@ -867,6 +865,9 @@ show.headline(runs, loaded.name)
 #   the box of the 224 view (*Boxes by object size*). Neither won beyond the interval, and both cost far more than
 #   the budget. Their numbers stay in `evaluation/results/sizes_224.json`; their code was deleted
 #   (`evaluation/results/README.md` names the commit that last held it).
+
+# %%
+show.budget(stored["benchmark"])  # evaluation/benchmark.py; every row: evaluation/results/README.md, "Speed"
 
 # %% [markdown]
 # ### Several objects: scored as a detector

@@ -4,10 +4,12 @@
 - :mod:`.metrics`: model-free metrics (IoU, GT-known, MaxBoxAcc, bootstrap intervals, k-fold choice, AP);
 - :mod:`.running`: what every protocol shares to run the model (one forward pass, timing, progress bars, relabel);
 - the protocols: :mod:`.boxes_masks` (the technique runs), :mod:`.detection` (AP), :mod:`.sizes` (boxes by
-  object size), :mod:`.refine` (the CRF refinement), :mod:`.detail` (the detail size); :mod:`.benchmark` (speed)
-  and :mod:`.crf_reference` (the CRF against ``pydensecrf2``);
-- :mod:`.records`: the run records in ``evaluation/results``, written as JSON and read back as typed records
-  (:func:`.records.load`);
+  object size), :mod:`.refine` (the CRF refinement), :mod:`.detail` (the detail size), :mod:`.crf_reference` (the
+  CRF against ``pydensecrf2``);
+- the benchmark: :mod:`.benchmark` (``python -m evaluation.benchmark``, speed against a forward pass and the CAM
+  libraries in :mod:`.cam_alternatives`), its record and tables in :mod:`.speed`;
+- :mod:`.records` and :mod:`.schema`: the run records in ``evaluation/results``, written as JSON and read back as
+  typed dataclasses by one loader (:func:`.records.load`);
 - :mod:`.report`: ``--markdown``, the tables of ``evaluation/results/README.md``; :mod:`.show`: the notebook's
   tables and figures;
 - :mod:`.cli`: the command line (``python -m evaluation ...``).

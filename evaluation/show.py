@@ -29,6 +29,7 @@ from .schema import (
     TechniqueRecord,
 )
 from .sizes import ALL_PHOTOS
+from .speed import BenchmarkRecord, budget_lines
 
 #: The paired differences against the 224 view the notebook shows: (header, percent, the report's column).
 DETAIL_DIFFERENCES = (
@@ -50,7 +51,7 @@ def _or_dash(d: Interval | None, percent: bool = True, signed: bool = False) -> 
 def provenance(runs: Iterable[Record], model_now: str) -> None:
     """Which models (torch, torchvision) made the stored records, how to measure the model loaded now, and a note
     when the records are another model's."""
-    runs = list(runs)
+    runs = [r for r in runs if isinstance(r, Record)]  # the protocol runs (the benchmark names its models itself)
     made = sorted({f"{r.model} (torch {r.torch}, torchvision {r.torchvision})" for r in runs})
     print(f"stored results (evaluation/results/*.json) made with: {'; '.join(made)}")
     print(f"to measure the model loaded now: python -m evaluation --model {model_now} --out DIR")
@@ -504,3 +505,13 @@ def detection_tables(record: DetectionRecord) -> None:
         f"(one box per class: {coco.ceiling['one']:.1%}): no score ranks these boxes better, so going further takes "
         "better boxes, and half of the COCO objects here cover less than 1.4 x 1.4 cells of the 224 view's 14 x 14 map."
     )
+
+
+def budget(record: BenchmarkRecord) -> None:
+    """The cost of ``detect`` and ``segment`` against the budget of forward passes, from the stored benchmark run
+    (:mod:`.speed`), with the machine that ran it."""
+    m = record.machine
+    print(f"budget: {record.budget:g} forward passes of the classifier as published; measured {record.date[:10]} on "
+          f"{m.cpu_count} logical cores, {m.threads} torch thread(s){', GPU ' + m.gpu if m.gpu else ''} "
+          "(python -m evaluation.benchmark)")
+    print("\n".join(budget_lines(record)))

@@ -446,6 +446,19 @@ def _ratios(record: BenchmarkRecord, key: str, models: Sequence[str], digits: in
     return " / ".join(texts)
 
 
+def budget_lines(record: BenchmarkRecord) -> list[str]:
+    """``detect`` top-5 and ``segment`` top-3 (the defaults) of every model that has them, each as a multiple of one
+    forward pass of that model as published, against the budget: one line per (call, model)."""
+    lines = []
+    for key, what in ((DETECT, "detect top-5"), (SEGMENT, "segment top-3 with the CRF")):
+        for model in (m.label for m in record.models):
+            if (row := record.row(key, model)) is not None:
+                verdict = "over budget" if _over_budget(row, record.budget) else "within budget"
+                verdict = row.note or "not measured" if row.ratio is None else verdict
+                lines.append(f"{what}, {model}: {times(row.ratio, 1)} one forward pass ({verdict})")
+    return lines
+
+
 def readme_speed_rows(record: BenchmarkRecord) -> str:
     """The two **Speed** rows of the README's results table (Markdown, no trailing newline): Grad-CAM of the top-5
     classes against pytorch-grad-cam and torchcam, then ``detect`` top-5 and ``segment`` top-3 against the budget;

@@ -8,7 +8,7 @@ import torch
 import torchvision
 
 import helpers
-from evaluation import benchmark, speed
+from evaluation import benchmark, show, speed
 from evaluation.speed import (
     DETECT,
     FORWARD,
@@ -214,3 +214,17 @@ def test_a_row_that_raises_is_recorded_as_failed(tiny_photo):
     for r in (forward, detect):
         assert r.ms is None and r.ratio is None and r.repeats == 0
         assert r.note.startswith("failed (RuntimeError: ")
+
+
+def test_budget_lines_compare_each_model_with_the_budget(record, capsys):
+    assert speed.budget_lines(record) == [
+        "detect top-5, stand-in: 4.9× one forward pass (within budget)",
+        "detect top-5, ResNet-50: 4.1× one forward pass (within budget)",
+        "detect top-5, ResNet-18: 3.5× one forward pass (within budget)",
+        "segment top-3 with the CRF, stand-in: 8.7× one forward pass (over budget)",
+        "segment top-3 with the CRF, ResNet-50: 5.1× one forward pass (within budget)",
+    ]
+    show.budget(record)  # the notebook's cell: the machine line, then the same lines
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].startswith("budget: 6 forward passes") and "2 logical cores, 1 torch thread(s)" in printed[0]
+    assert printed[1:] == speed.budget_lines(record)
