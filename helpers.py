@@ -25,6 +25,7 @@ as ``torchvision.ops.box_iou`` expects; tensors stay tensors (numpy only at the 
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import math
@@ -36,7 +37,6 @@ import warnings
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, fields, replace
-from functools import cached_property
 from pathlib import Path
 from typing import NamedTuple
 
@@ -396,16 +396,13 @@ def describe_model(model: nn.Module, max_depth: int = 2, input_size: tuple[int, 
     shapes: dict[str, tuple[str, int]] = {}
     handles = []
 
-    def make_hook(layer_name: str):
-        def hook(_module: nn.Module, _inputs: tuple, output) -> None:
-            shape = "x".join(map(str, output.shape)) if isinstance(output, Tensor) else type(output).__name__
-            shapes[layer_name] = (shape, shapes.get(layer_name, ("", 0))[1] + 1)
-
-        return hook
+    def hook(layer_name: str, _module: nn.Module, _inputs: tuple, output) -> None:
+        shape = "x".join(map(str, output.shape)) if isinstance(output, Tensor) else type(output).__name__
+        shapes[layer_name] = (shape, shapes.get(layer_name, ("", 0))[1] + 1)
 
     try:
         for layer_name, module in named:
-            handles.append(module.register_forward_hook(make_hook(layer_name)))
+            handles.append(module.register_forward_hook(functools.partial(hook, layer_name)))
         device = next(model.parameters()).device
         with torch.inference_mode(), _eval_mode(model):
             model(torch.zeros(1, 3, *input_size, device=device))
@@ -514,25 +511,18 @@ class ActivationRecorder(LayerRecorder):
 # ==== Task 1.2 and 1.4: the Grad-CAM formula ========================================================================
 
 
-def grad_cam_weights(gradients: Tensor) -> Tensor:
-    """Eq. 1 of Grad-CAM: ``alpha_k^c = 1/Z sum_ij dy^c/dA^k_ij``; gradients ``[..., K, h, w]`` -> ``[..., K]``."""
-    return gradients.mean(dim=(-2, -1))
-
-
 def normalize_heatmap(cam: Tensor) -> Tensor:
     """ReLU, then divide each map by its own maximum: ``[..., h, w]`` -> values in [0, 1].
     A map with no positive value becomes all zeros (never NaN)."""
-    cam = cam.clamp_min(0)  # a new tensor: the in-place steps below never touch the input
+    cam = cam.clamp_min(0)
     peak = cam.amax(dim=(-2, -1), keepdim=True)
     positive = peak > 0  # False for NaN too
-    if cam.requires_grad:  # keep it differentiable: no in-place steps
-        return torch.where(positive, cam / torch.where(positive, peak, torch.ones_like(peak)), torch.zeros_like(cam))
-    cam.div_(torch.where(positive, peak, torch.ones_like(peak)))
-    return cam.masked_fill_(~positive, 0.0)
+    return torch.where(positive, cam / torch.where(positive, peak, torch.ones_like(peak)), torch.zeros_like(cam))
 
 
 def calculate_grad_cam(activations: Tensor, gradients: Tensor) -> Tensor:
-    """Grad-CAM (Eq. 2): ``ReLU(sum_k alpha_k^c A^k)``, normalised to [0, 1] per map.
+    """Grad-CAM (Eq. 2): ``ReLU(sum_k alpha_k^c A^k)`` with ``alpha_k^c = 1/Z sum_ij dy^c/dA^k_ij`` (Eq. 1), normalised
+    to [0, 1] per map.
 
     activations, gradients: ``[K, h, w]`` or ``[B, K, h, w]`` -> heatmap ``[h, w]`` or ``[B, h, w]``.
     """
@@ -541,7 +531,7 @@ def calculate_grad_cam(activations: Tensor, gradients: Tensor) -> Tensor:
     if activations.shape != gradients.shape:
         shapes = f"{tuple(activations.shape)} and {tuple(gradients.shape)}"
         raise ValueError(f"activations and gradients must have the same shape, got {shapes}")
-    alpha = grad_cam_weights(gradients)
+    alpha = gradients.mean(dim=(-2, -1))
     return normalize_heatmap(torch.einsum("...k,...khw->...hw", alpha, activations))
 
 
@@ -576,10 +566,7 @@ def cam_to_boxes(cam: Tensor, image_size: tuple[int, int], thresholds: Sequence[
     """One box per threshold (:func:`heatmap_to_bbox`) for a low-resolution normalised map ``[h, w]``, in photo
     pixels. The map is upsampled once, bilinearly, to the photo's size or at most ``MAX_BOX_MAP_PIXELS``, and the
     boxes are scaled back to the photo."""
-    if not isinstance(cam, Tensor) or cam.ndim != 2:
-        raise ValueError(f"cam must be a [h, w] tensor, got {getattr(cam, 'shape', type(cam).__name__)}")
-    work = _box_map_size(*image_size)
-    heatmap = full_size_heatmaps(cam.unsqueeze(0), work)[0]
+    heatmap, work = _work_map(cam, image_size, MAX_BOX_MAP_PIXELS)
     boxes = [heatmap_to_bbox(heatmap, threshold) for threshold in thresholds]
     return [None if box is None else _scale_box(box, work, image_size) for box in boxes]
 
@@ -588,6 +575,14 @@ def _box_map_size(height: int, width: int, max_pixels: int = MAX_BOX_MAP_PIXELS)
     """The size at which a box is searched: the photo's own, or scaled down to ``max_pixels``."""
     scale = min(1.0, math.sqrt(max_pixels / (height * width)))
     return max(1, math.floor(height * scale)), max(1, math.floor(width * scale))
+
+
+def _work_map(cam: Tensor, image_size: tuple[int, int], max_pixels: int) -> tuple[Tensor, tuple[int, int]]:
+    """A normalised map ``[h, w]`` upsampled to :func:`_box_map_size` (:func:`full_size_heatmaps`) -> (map, size)."""
+    if not isinstance(cam, Tensor) or cam.ndim != 2:
+        raise ValueError(f"cam must be a [h, w] tensor, got {getattr(cam, 'shape', type(cam).__name__)}")
+    work = _box_map_size(*image_size, max_pixels)
+    return full_size_heatmaps(cam.unsqueeze(0), work)[0], work
 
 
 def _scale_box(box: Box, from_size: tuple[int, int], to_size: tuple[int, int]) -> Box:
@@ -661,7 +656,7 @@ def _class_maps(
     CAM) over the test-time views for ``class_indices``, else the top-``topk`` classes (with ``groups``: the best
     member of each of the top-``topk`` groups)."""
     limit = len(loaded.categories) if groups is None else len(groups.group_of.unique())
-    topk = check_topk(topk, limit, "" if groups is None else "with groups: at most the number of groups")
+    topk = check_int(topk, "topk", 1, limit, "" if groups is None else "with groups: at most the number of groups")
     is_batch, photos, targets = _batch_arguments(image, class_indices, len(loaded.categories))
     sizes = _check_input_sizes(input_sizes)
     flip = check_bool(flip, "flip")
@@ -710,7 +705,7 @@ class Detection(_Result):
     def __hash__(self) -> int:
         return hash((self.class_index, self.score, self.box))
 
-    @cached_property
+    @functools.cached_property
     def heatmap(self) -> np.ndarray:
         heatmap = full_size_heatmaps(self.cam.unsqueeze(0), self.image_size)[0].cpu().numpy()
         heatmap.flags.writeable = False
@@ -897,7 +892,7 @@ class Segmentation(_Result):
     def __hash__(self) -> int:
         return hash((tuple(self.classes), self.label_map.shape))
 
-    @cached_property
+    @functools.cached_property
     def cams(self) -> Tensor:
         return full_size_heatmaps(self.cams_low, self.label_map.shape)
 
@@ -1202,10 +1197,7 @@ def cam_to_instances(
     """Instance boxes of a low-resolution normalised map ``[h, w]`` in photo pixels, with their peaks, best
     first: :func:`peak_boxes`, one box per peak at ``threshold`` times its own height, peaks at least one map
     cell apart, found on the map upsampled to at most ``MAX_INSTANCE_MAP_PIXELS``; boxes rounded to 0.01 px."""
-    if not isinstance(cam, Tensor) or cam.ndim != 2:
-        raise ValueError(f"cam must be a [h, w] tensor, got {getattr(cam, 'shape', type(cam).__name__)}")
-    work = _box_map_size(*image_size, MAX_INSTANCE_MAP_PIXELS)
-    heatmap = full_size_heatmaps(cam.unsqueeze(0), work)[0]
+    heatmap, work = _work_map(cam, image_size, MAX_INSTANCE_MAP_PIXELS)
     cell = max(1, math.floor(min(work[0] / cam.shape[0], work[1] / cam.shape[1])))
     found = peak_boxes(heatmap, threshold, min_peak_distance=cell)
     return [(tuple(round(v, 2) for v in _scale_box(b, work, image_size)), peak) for b, peak in found]
@@ -1244,9 +1236,8 @@ def peak_boxes(
     found: list[tuple[Box, float]] = []
     for value, index in peaks:
         labels, _ = ndimage.label(values >= threshold * value, structure=EIGHT_CONNECTED)
-        region = labels == labels.flat[index]
-        rows, cols = np.flatnonzero(region.any(axis=1)), np.flatnonzero(region.any(axis=0))
-        found.append(((float(cols[0]), float(rows[0]), float(cols[-1] + 1), float(rows[-1] + 1)), value))
+        rows, cols = _mask_box(labels == labels.flat[index])
+        found.append(((float(cols.start), float(rows.start), float(cols.stop), float(rows.stop)), value))
     return [found[i] for i in _nms_in_order([box for box, _ in found], nms_iou, max_boxes)]
 
 
@@ -1855,18 +1846,13 @@ def best_iou(box: Box | None, gt_boxes: Sequence[Box]) -> float:
 # ==== Argument checks (each names the argument and what is expected) and photo loading ==============================
 
 
-def _is_int(value: object) -> bool:
-    """An integer: a Python or numpy int, or a 0-d tensor of an integer dtype; never a bool."""
+def _is_real(value: object, integral: bool = False) -> bool:
+    """A real number (an integer with ``integral``): a Python or numpy number, or a 0-d tensor of such a dtype; never a
+    bool."""
     if isinstance(value, Tensor):
-        return value.ndim == 0 and not (value.is_floating_point() or value.is_complex() or value.dtype == torch.bool)
-    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
-
-
-def _is_real(value: object) -> bool:
-    """A real number: a Python or numpy int or float, or a 0-d tensor of such a dtype; never a bool."""
-    if isinstance(value, Tensor):
-        return value.ndim == 0 and not (value.is_complex() or value.dtype == torch.bool)
-    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+        excluded = value.is_complex() or value.dtype == torch.bool or (integral and value.is_floating_point())
+        return value.ndim == 0 and not excluded
+    return isinstance(value, numbers.Integral if integral else numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 
 def check_int(value: object, name: str, minimum: int = 1, maximum: int | None = None, meaning: str = "") -> int:
@@ -1874,7 +1860,7 @@ def check_int(value: object, name: str, minimum: int = 1, maximum: int | None = 
     but an int (bools and floats such as ``2.0`` too; a 0-d integer tensor counts), ValueError outside the range."""
     expected = f"an int >= {minimum}" if maximum is None else f"an int in [{minimum}, {maximum}]"
     expected += f" ({meaning})" if meaning else ""
-    if not _is_int(value):
+    if not _is_real(value, integral=True):
         raise TypeError(f"{name} must be {expected}, got {value!r} ({type(value).__name__})")
     if int(value) < minimum or (maximum is not None and int(value) > maximum):
         raise ValueError(f"{name} must be {expected}, got {value}")
@@ -1927,11 +1913,6 @@ def check_class_indices(
     return classes
 
 
-def check_topk(topk: object, num_classes: int = NUM_CLASSES, meaning: str = "") -> int:
-    """How many classes (or groups): an int in ``[1, num_classes]``."""
-    return check_int(topk, "topk", 1, num_classes, meaning)
-
-
 def check_bool(value: object, name: str) -> bool:
     """True or False (a numpy bool too) -> ``bool``; TypeError for anything else (``"no"``, 0, None)."""
     if not isinstance(value, (bool, np.bool_)):
@@ -1955,10 +1936,10 @@ def _int_list(values: object) -> object:
 
 
 def _check_input_sizes(input_sizes: object) -> tuple[int, ...]:
-    sizes = (input_sizes,) if _is_int(input_sizes) else _int_list(input_sizes)
+    sizes = (input_sizes,) if _is_real(input_sizes, integral=True) else _int_list(input_sizes)
     if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence) or not sizes:
         raise TypeError(f"input_sizes must be an int or a non-empty sequence of ints >= 32, got {input_sizes!r}")
-    if not all(_is_int(s) and int(s) >= 32 for s in sizes):
+    if not all(_is_real(s, integral=True) and int(s) >= 32 for s in sizes):
         raise ValueError(f"input_sizes must hold ints >= 32 (input side in pixels), got {input_sizes!r}")
     return tuple(int(s) for s in sizes)
 
