@@ -198,8 +198,7 @@ def load_model(
 
 
 def _hub_model(name: str) -> tuple[nn.Module, str]:
-    """``torch.hub.load`` of ``name`` with its ImageNet-1k weights -> (the model frozen in eval mode, where it came
-    from); the hub's download messages (stdout and stderr) are swallowed, its errors are not."""
+    """``torch.hub.load`` of ``name`` with its weights, silently -> (the model frozen in eval mode, its source)."""
     repo = f"{HUB_REPO}:{HUB_TAG}"
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         model = torch.hub.load(repo, name, weights=HUB_WEIGHTS, trust_repo=True, skip_validation=True)
@@ -212,8 +211,7 @@ def _checkpoint(name: str) -> str:
 
 
 def _hub_failure(name: str, err: Exception) -> str:
-    """Why torch.hub gave no ``name`` with weights: ``err``, or, where the cached checkpoint cannot be read as
-    torchvision reads it into ``name``'s architecture (built on the meta device), that file's fault and what to do."""
+    """Why torch.hub gave no ``name`` with weights: ``err``, or the cached checkpoint's fault and what to do."""
     if not (Path(torch.hub.get_dir()) / "checkpoints" / _checkpoint(name)).is_file():
         return f"{type(err).__name__}: {err}"
     try:
@@ -230,8 +228,7 @@ def _hub_failure(name: str, err: Exception) -> str:
 
 
 def offline_hub_requirements(name: str = "resnet50") -> str:
-    """What torch.hub needs on disk to load ``name`` without a network: the hub repository and the checkpoint under
-    ``$TORCH_HOME/hub`` (``torch.hub.get_dir()``), named relative to ``$TORCH_HOME``, never as a machine's folder."""
+    """What torch.hub needs under ``$TORCH_HOME/hub`` to load ``name`` without a network."""
     folder = f"{HUB_REPO.replace('/', '_')}_{HUB_TAG}"
     return (
         f"put both the hub repository ({HUB_REPO} at tag {HUB_TAG}, unpacked as $TORCH_HOME/hub/{folder}) "
@@ -241,8 +238,7 @@ def offline_hub_requirements(name: str = "resnet50") -> str:
 
 def resnet50_architecture(name: str = "resnet50") -> tuple[nn.Module, str]:
     """ResNet-50 (or another of :data:`HUB_MODELS`) as torch.hub builds it, for inspecting its layers -> (model in eval
-    mode, where it came from). When the hub or the weights are unreachable: ``torchvision.models.<name>()`` without
-    weights (the same module tree, random parameters), and the note says so. Nothing is printed."""
+    mode, its source). Offline: ``torchvision.models.<name>()`` with random weights, and the source says so."""
     if name not in HUB_MODELS:
         raise ValueError(f"name must be one of {HUB_MODELS}, got {name!r}")
     try:
@@ -297,8 +293,7 @@ def wrap_model(
 
 
 def _probe(model: nn.Module, target_layer: nn.Module) -> tuple[Tensor, Tensor]:
-    """(``target_layer``'s output ``[1, K, h, w]``, the logits ``[1, C]``) of one forward pass of a 224 x 224 noise
-    image in eval mode without gradients, every module's mode restored afterwards."""
+    """(``target_layer``'s output ``[1, K, h, w]``, the logits ``[1, C]``) for a 224 x 224 noise image, in eval mode."""
     noise = torch.rand(1, 3, *INPUT_SIZE, generator=torch.Generator().manual_seed(0))
     with _eval_mode(model), torch.no_grad(), ActivationRecorder(target_layer) as recorder:
         logits = model(noise.to(next(model.parameters())))
@@ -352,9 +347,8 @@ class _PooledClassifier(nn.Module):
 
 
 class _LiteFeatures(nn.Module):
-    """EfficientNet-Lite0 up to its head activation: ``[B, 3, H, W] -> [B, 1280, H/32, W/32]``. The package's model
-    shares one ReLU6 module between stem and head (a hook on it fires twice per forward); here each has its own, and
-    ``head``'s output is exactly what the global pooling consumes."""
+    """EfficientNet-Lite0 up to its head activation: ``[B, 3, H, W] -> [B, 1280, H/32, W/32]``, with stem and head
+    each owning its ReLU6 (the package shares one, so a hook on it would fire twice)."""
 
     def __init__(self, net: nn.Module) -> None:
         super().__init__()
@@ -375,8 +369,8 @@ def _imagenet_categories() -> tuple[str, ...]:
 
 
 def _whole_image_preprocess(mean: Sequence[float], std: Sequence[float]) -> Callable[..., Tensor]:
-    """``preprocess(image, size=224)``: resize the whole photo to size x size (no crop), scale to
-    [0, 1], normalise with the model's mean/std; ``[1, 3, size, size]``."""
+    """``preprocess(image, size=224)``: the whole photo resized to size x size (no crop), scaled to [0, 1] and
+    normalised -> ``[1, 3, size, size]``."""
     finish = transforms.Compose([transforms.ToTensor(), transforms.Normalize(mean=list(mean), std=list(std))])
 
     def preprocess(image: Image.Image, size: int = INPUT_SIZE[0]) -> Tensor:
@@ -489,8 +483,7 @@ class LayerRecorder:
 
 
 def _cuts_a_gradient(output: Tensor, own: Tensor | None) -> bool:
-    """Whether ``output`` (requiring grad) is, or is computed from, a leaf that requires grad and is neither an
-    ``nn.Parameter`` nor ``own`` (the recorder's earlier activation of the same layer, for a layer that runs twice)."""
+    """Whether ``output`` depends on a leaf requiring grad that is neither an ``nn.Parameter`` nor ``own``."""
     leaves, seen, stack = [output], set(), [output.grad_fn]
     while stack:
         node = stack.pop()
@@ -539,8 +532,7 @@ def calculate_grad_cam(activations: Tensor, gradients: Tensor) -> Tensor:
 
 
 def _confident_peak(values: np.ndarray) -> float | None:
-    """The maximum of a 2-D map, or None when the map has no confident region: empty, holding NaN or
-    infinities, with no positive maximum, or constant."""
+    """The maximum of a 2-D map, or None when it is empty, not finite, constant or has no positive maximum."""
     if values.size == 0 or not np.isfinite(values).all():
         return None
     peak, low = float(values.max()), float(values.min())
@@ -563,9 +555,8 @@ def heatmap_to_bbox(heatmap: Tensor | np.ndarray, threshold: float = DEFAULT_BOX
 
 
 def cam_to_boxes(cam: Tensor, image_size: tuple[int, int], thresholds: Sequence[float]) -> list[Box | None]:
-    """One box per threshold (:func:`heatmap_to_bbox`) for a low-resolution normalised map ``[h, w]``, in photo
-    pixels. The map is upsampled once, bilinearly, to the photo's size or at most ``MAX_BOX_MAP_PIXELS``, and the
-    boxes are scaled back to the photo."""
+    """One box per threshold (:func:`heatmap_to_bbox`) of a normalised map ``[h, w]`` upsampled to at most
+    :data:`MAX_BOX_MAP_PIXELS`, in the photo's pixels."""
     heatmap, work = _work_map(cam, image_size, MAX_BOX_MAP_PIXELS)
     boxes = [heatmap_to_bbox(heatmap, threshold) for threshold in thresholds]
     return [None if box is None else _scale_box(box, work, image_size) for box in boxes]
@@ -637,8 +628,7 @@ def grad_cams(
 
 
 class _ClassMaps(NamedTuple):
-    """The photos, their probabilities ``[B, C]`` (from the first view), each photo's classes and their
-    low-resolution maps ``[k_b, h, w]`` (averaged over the views); ``is_batch``: whether a list of photos was given."""
+    """:func:`_class_maps`' result: probabilities ``[B, C]``, per photo its classes and maps ``[k_b, h, w]``."""
 
     is_batch: bool
     photos: list[Image.Image]
@@ -652,9 +642,8 @@ def _class_maps(
     image: ImageInput | Sequence[ImageInput], topk: int, class_indices: object, input_sizes: object, flip: bool,
     groups: ClassGroups | None, renormalize: bool = True
 ) -> _ClassMaps:
-    """What detect, segment and grad_cams share: their arguments checked, then the maps of ``method`` (Grad-CAM or
-    CAM) over the test-time views for ``class_indices``, else the top-``topk`` classes (with ``groups``: the best
-    member of each of the top-``topk`` groups)."""
+    """detect, segment and grad_cams: arguments checked, then :func:`_averaged_maps` of ``method`` for
+    ``class_indices``, else the top-``topk`` classes (or groups)."""
     limit = len(loaded.categories) if groups is None else len(groups.group_of.unique())
     topk = check_int(topk, "topk", 1, limit, "" if groups is None else "with groups: at most the number of groups")
     is_batch, photos, targets = _batch_arguments(image, class_indices, len(loaded.categories))
@@ -666,8 +655,7 @@ def _class_maps(
 
 
 class _Result:
-    """What Detection and Segmentation share. ``==`` compares every field, tensors and arrays by shape and values (so
-    ``in`` finds an equal result), and equal results hash alike. Values cached on access are not pickled."""
+    """``==`` compares every field, tensors and arrays by shape and values; cached values are not pickled."""
 
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
@@ -745,8 +733,7 @@ def _detection(
     loaded: LoadedModel, groups: ClassGroups | None, probabilities: Tensor, c: int, cam: Tensor, size: tuple[int, int],
     threshold: float, instance_threshold: float
 ) -> Detection:
-    """The :class:`Detection` of class ``c`` from its low-resolution map ``[h, w]`` and the photo's
-    probabilities ``[C]``: the single box at ``threshold``, the instance boxes at ``instance_threshold``."""
+    """The :class:`Detection` of class ``c`` from its map ``[h, w]`` and the photo's probabilities ``[C]``."""
     label, score = _label_and_score(loaded, groups, probabilities, c)
     (box,) = cam_to_boxes(cam, size, [threshold])
     found = cam_to_instances(cam, size, instance_threshold)
@@ -797,8 +784,7 @@ def calculate_cam(activations: Tensor, fc_weight: Tensor, class_indices: Sequenc
 def _forward_cams(
     loaded: LoadedModel, batch: Tensor, targets: Sequence[Sequence[int]] | None, topk: TopK
 ) -> tuple[Tensor, list[list[int]], list[Tensor]]:
-    """Raw CAMs from one forward pass with activations only (no graph, no backward).
-    -> (probabilities ``[B, C]``, the targets, per photo raw CAMs ``[k_b, h, w]``)."""
+    """Raw CAMs from one forward pass -> (probabilities ``[B, C]``, targets, per photo ``[k_b, h, w]``)."""
     with torch.inference_mode(), ActivationRecorder(loaded.target_layer) as recorder:
         logits = loaded.model(batch)
         recorder.check_single_call()
@@ -825,9 +811,8 @@ def upsample_cams(cams: Tensor, size: tuple[int, int]) -> Tensor:
 
 
 def cams_to_masks(cams: Tensor, threshold: float = DEFAULT_MASK_THRESHOLD) -> Tensor:
-    """Binary masks: ``cams[i] >= threshold * max(cams[i])``, the threshold being a fraction of
-    each map's own maximum. ``[k, H, W]`` -> bool ``[k, H, W]``. A map whose maximum is not
-    positive, or that is constant, has no confident region: its mask is empty."""
+    """Binary masks ``cams[i] >= threshold * max(cams[i])``: ``[k, H, W]`` -> bool ``[k, H, W]``; empty for a map
+    whose maximum is not positive, or that is constant."""
     threshold = check_threshold(threshold)
     if not isinstance(cams, Tensor) or cams.ndim != 3:
         raise ValueError(f"cams must be a [k, H, W] tensor, got {getattr(cams, 'shape', type(cams))}")
@@ -866,8 +851,7 @@ def label_map_by_logit(masks: Tensor, pixel_logits: Tensor, class_indices: Seque
 def plain_label_map(
     cams_low: Tensor, logits_low: Tensor, classes: Sequence[int], size: tuple[int, int], threshold: float
 ) -> np.ndarray:
-    """Normalised CAMs and per-pixel logits ``[k, h, w]`` -> label map ``[H, W]`` (int16 numpy):
-    masks of the upsampled CAMs at ``threshold``, overlaps by the upsampled per-pixel logits."""
+    """Normalised CAMs and per-pixel logits ``[k, h, w]`` -> the label map ``[H, W]`` (int16 numpy)."""
     masks = cams_to_masks(full_size_heatmaps(cams_low, size), threshold)
     return label_map_by_logit(masks, upsample_cams(logits_low, size), classes).cpu().numpy()
 
@@ -952,9 +936,8 @@ def dilate_resnet_layer4(model: nn.Module) -> nn.Module:
 
 
 def dilate_lite_last_stage(features: nn.Module) -> nn.Module:
-    """EfficientNet-Lite0's last stride-2 block (block 11, 14 -> 7) at stride 1, in place, and the
-    depthwise convolutions after it dilated by 2 (the same weights), as for ResNet's ``layer4``:
-    the head then gives a 14x14 grid for a 224 input. Padding stays "same"."""
+    """EfficientNet-Lite0's last stride-2 block at stride 1, in place, and the depthwise convolutions after it dilated
+    by 2 (same weights, "same" padding), as :func:`dilate_resnet_layer4`: a 14x14 grid for a 224 input."""
     blocks = features.blocks
     strided = [i for i, block in enumerate(blocks) if tuple(block._depthwise_conv.stride) == (2, 2)]
     last = strided[-1]
@@ -986,12 +969,9 @@ def _averaged_maps(
     photos: Sequence[Image.Image], targets: Sequence[Sequence[int]] | None, topk: TopK, input_sizes: Sequence[int],
     flip: bool, renormalize: bool = True
 ) -> tuple[Tensor, list[list[int]], list[Tensor]]:
-    """The views around ``method`` (Grad-CAM or CAM), one forward pass each. The probabilities ``[B, C]`` and (without
-    ``targets``) the top-k classes come from one plain view at :data:`INPUT_SIZE`, the size the classifier was trained
-    at: the first view when it is that, else one extra forward pass. The maps come from the views ``input_sizes`` x
-    ``flip``: each view's ``[k, h_s, w_s]`` resized bilinearly to the largest grid, flipped ones flipped back, averaged
-    and, with ``renormalize``, normalised again (raw CAMs, in logit units, are not). -> (probabilities, targets, per
-    photo ``[k_b, h, w]``)."""
+    """``method`` (Grad-CAM or CAM) over the views ``input_sizes`` x ``flip``, each resized bilinearly to the largest
+    grid, flipped back, averaged (and renormalised with ``renormalize``); probabilities ``[B, C]`` and top-k classes
+    from a plain :data:`INPUT_SIZE` view. -> (probabilities, targets, per photo ``[k_b, h, w]``)."""
     views = [(size, mirrored) for size in input_sizes for mirrored in ((False, True) if flip else (False,))]
     probabilities, per_view = None, []
     with _plain_passes(loaded):
@@ -1014,8 +994,7 @@ def _averaged_maps(
 
 
 def _batch(loaded: LoadedModel, photos: Sequence[Image.Image], size: int) -> Tensor:
-    """The photos preprocessed at ``size`` x ``size``, ``[B, 3, size, size]`` on the model's device, in the dtype of
-    its classifier's weights (whatever the default dtype)."""
+    """The photos preprocessed to ``[B, 3, size, size]`` on the model's device and dtype."""
     batch = torch.cat([loaded.preprocess(photo, size) for photo in photos])
     return batch.to(loaded.device, loaded.dtype)
 
@@ -1027,9 +1006,8 @@ _EVALUATING_LOCK = threading.Lock()
 
 @contextlib.contextmanager
 def _eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """The model in eval mode inside the block; every module's own ``training`` flag is restored after it (also on
-    errors). Concurrent blocks on one model (threads) share the eval mode: the first one in stores the flags, the
-    last one out restores them. ``requires_grad`` is never changed."""
+    """The model in eval mode inside the block, every module's ``training`` flag restored after it; concurrent blocks
+    on one model share it (the first one in stores the flags, the last one out restores them)."""
     with _EVALUATING_LOCK:
         entry = _EVALUATING.setdefault(model, [0, [(m, m.training) for m in model.modules()]])
         entry[0] += 1
@@ -1047,8 +1025,7 @@ def _eval_mode(model: nn.Module) -> Iterator[nn.Module]:
 
 @contextlib.contextmanager
 def _plain_passes(loaded: LoadedModel) -> Iterator[None]:
-    """The state of every pass of detect, segment and grad_cams, whatever the caller's: outside ``inference_mode``,
-    autocast off, the model in eval mode (:func:`_eval_mode`)."""
+    """Every pass of detect, segment and grad_cams: no ``inference_mode``, no autocast, eval mode."""
     with _eval_mode(loaded.model), torch.inference_mode(False), torch.autocast(loaded.device.type, enabled=False):
         yield
 
