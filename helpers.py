@@ -1043,9 +1043,8 @@ def _check_group_of(group_of: Tensor, num_classes: int, num_groups: int) -> None
 
 
 def group_probabilities(probabilities: Tensor, group_of: Tensor, num_groups: int) -> Tensor:
-    """Class probabilities ``[B, C]`` (or ``[C]``) summed per group -> ``[B, G]`` (or ``[G]``), same dtype and
-    device: ``out[b, g]`` = the sum of ``probabilities[b, c]`` over the classes c with ``group_of[c] == g``
-    (``group_of``: integer ``[C]`` in [0, num_groups)). Each row keeps its total."""
+    """Class probabilities ``[B, C]`` (or ``[C]``) summed per group -> ``[B, G]`` (or ``[G]``): ``out[b, g]`` = the
+    sum of ``probabilities[b, c]`` over the classes c with ``group_of[c] == g`` (integer ``[C]`` in [0, G))."""
     if not isinstance(probabilities, Tensor) or not probabilities.is_floating_point():
         raise ValueError("probabilities must be a floating-point Tensor of shape [B, C] or [C]")
     if probabilities.ndim not in (1, 2):
@@ -1088,8 +1087,7 @@ def top_groups(
 @dataclass(frozen=True)
 class ClassGroups:
     """Groups of near-synonym classes: ``names`` (G group names) and ``group_of`` (LongTensor ``[C]``, each class's
-    group index). Any assignment of classes to groups works; ``class_groups`` in .ci/make_imagenet_hierarchy.py
-    makes one from WordNet synsets (``ClassGroups(tuple(names), group_of)``)."""
+    group index); any assignment of classes to groups works."""
 
     names: tuple[str, ...]
     group_of: Tensor = field(repr=False)
@@ -1141,8 +1139,7 @@ def imagenet_groups(path: str | os.PathLike[str] | None = None) -> ClassGroups:
 
 
 def _groups_from_members(members: dict[str, str], categories: Sequence[str]) -> ClassGroups:
-    """Groups from ``{name: "a-b c ..."}`` (inclusive ranges and single class indices): the listed groups first, then
-    one group per remaining class, named after it."""
+    """Groups from ``{name: "a-b c ..."}`` (inclusive ranges, single indices), then one group per remaining class."""
     group_of = torch.full((len(categories),), -1, dtype=torch.long)
     for g, spec in enumerate(members.values()):
         for part in spec.split():
@@ -1156,8 +1153,7 @@ def _groups_from_members(members: dict[str, str], categories: Sequence[str]) -> 
 
 
 def _grouped_targets(groups: ClassGroups, topk: int) -> Callable[[Tensor], list[list[int]]]:
-    """Targets for a batch of probabilities ``[B, C]``: per photo the best member class of each of
-    its top-``topk`` groups (the group's map is its best member's map)."""
+    """Per photo of probabilities ``[B, C]``: the best member class of each of its top-``topk`` groups."""
 
     def choose(probabilities: Tensor) -> list[list[int]]:
         return [[members[0] for _, _, members in groups.top(row, topk)] for row in probabilities]
@@ -1171,9 +1167,8 @@ def _grouped_targets(groups: ClassGroups, topk: int) -> Callable[[Tensor], list[
 def cam_to_instances(
     cam: Tensor, image_size: tuple[int, int], threshold: float = DEFAULT_INSTANCE_THRESHOLD
 ) -> list[tuple[Box, float]]:
-    """Instance boxes of a low-resolution normalised map ``[h, w]`` in photo pixels, with their peaks, best
-    first: :func:`peak_boxes`, one box per peak at ``threshold`` times its own height, peaks at least one map
-    cell apart, found on the map upsampled to at most ``MAX_INSTANCE_MAP_PIXELS``; boxes rounded to 0.01 px."""
+    """:func:`peak_boxes` of a normalised map ``[h, w]`` upsampled to at most :data:`MAX_INSTANCE_MAP_PIXELS`, peaks
+    at least one map cell apart -> (box in photo pixels rounded to 0.01, peak), best first."""
     heatmap, work = _work_map(cam, image_size, MAX_INSTANCE_MAP_PIXELS)
     cell = max(1, math.floor(min(work[0] / cam.shape[0], work[1] / cam.shape[1])))
     found = peak_boxes(heatmap, threshold, min_peak_distance=cell)
@@ -1219,8 +1214,8 @@ def peak_boxes(
 
 
 def _nms_in_order(boxes: Sequence[Box], nms_iou: float, max_boxes: int) -> list[int]:
-    """Indices of ``boxes`` (already best first) kept by ``torchvision.ops.nms`` at ``nms_iou`` (1 keeps
-    every box), in that order, at most ``max_boxes``."""
+    """Indices of ``boxes`` (best first) kept by ``torchvision.ops.nms`` at ``nms_iou``, in order, at most
+    ``max_boxes``."""
     if not boxes:
         return []
     if nms_iou >= 1.0:
@@ -1280,7 +1275,7 @@ class CRFSettings:
 
 
 def _check_refine(refine: object) -> CRFSettings | None:
-    """segment's ``refine``: True -> the default :class:`CRFSettings`, a CRFSettings -> itself, False -> None."""
+    """segment's ``refine`` -> its :class:`CRFSettings`, or None for False."""
     if isinstance(refine, CRFSettings):
         return refine
     if isinstance(refine, (bool, np.bool_)):
@@ -1296,8 +1291,7 @@ def crf_working_size(height: int, width: int, long_side: int) -> tuple[int, int]
 
 
 def crf_colours(photo: Image.Image, size: tuple[int, int]) -> Tensor:
-    """Any PIL photo (via :func:`to_rgb`) -> its colours at ``size`` = (h', w'): float32 ``[3, h', w']`` in 0..255,
-    reduced by PIL's antialiased bilinear resize."""
+    """A photo's colours at ``size`` = (h', w') (PIL's bilinear resize): float32 ``[3, h', w']`` in 0..255."""
     rgb = to_rgb(photo)
     height, width = size
     if (rgb.height, rgb.width) != (height, width):
@@ -1341,12 +1335,9 @@ def _gaussian_filter(values: Tensor, sigma: float) -> Tensor:
 
 @dataclass(frozen=True)
 class _Lattice:
-    """A permutohedral lattice built for one set of N pixel features, reused by every mean-field step.
-
-    ``vertices``: ``[N, d+1]`` the lattice vertex (0..M-1) of each corner of each pixel's enclosing simplex;
-    ``weights``: ``[N, d+1]`` its barycentric weights (summing to 1); ``neighbours``: ``[d+1, 2, M]`` the vertex one
-    lattice step before/after along each of the d+1 lattice directions (M: missing, a zero row); ``norm``:
-    ``[N, 1]`` the filtered ones."""
+    """A permutohedral lattice for N pixel features. ``vertices``: ``[N, d+1]`` the vertex (0..M-1) of each corner of
+    each pixel's simplex; ``weights``: ``[N, d+1]`` its barycentric weights; ``neighbours``: ``[d+1, 2, M]`` the vertex
+    one step before/after along each lattice direction (M: missing, a zero row); ``norm``: ``[N, 1]`` filtered ones."""
 
     vertices: Tensor
     weights: Tensor
@@ -1429,8 +1420,7 @@ def _lattice_ids(remainder0: Tensor, rank: Tensor, steps: Tensor) -> tuple[Tenso
 
 
 def _build_lattice(features: Tensor) -> _Lattice:
-    """Features ``[N, d]``, already divided by the kernel widths (so the kernel is ``exp(-|f_i - f_j|^2 / 2)``)
-    -> a :class:`_Lattice` (N x (d+1) vertex entries)."""
+    """Features ``[N, d]`` divided by the kernel widths (kernel ``exp(-|f_i - f_j|^2 / 2)``) -> a :class:`_Lattice`."""
     if features.ndim != 2 or features.shape[0] < 1 or features.shape[1] < 1:
         raise ValueError(f"features must be [N, d] with N, d >= 1, got {tuple(features.shape)}")
     n, d = features.shape
@@ -1445,8 +1435,7 @@ def _build_lattice(features: Tensor) -> _Lattice:
 
 
 def _bilateral_features(colours: Tensor, sxy: float, srgb: float) -> Tensor:
-    """Colours ``[3, h, w]`` (0..255) -> features ``[h*w, 5]``: (y/sxy, x/sxy, r/srgb, g/srgb, b/srgb), positions
-    in pixels, row-major pixel order."""
+    """Colours ``[3, h, w]`` -> features ``[h*w, 5]`` (y/sxy, x/sxy, r/srgb, g/srgb, b/srgb), row-major."""
     _, height, width = colours.shape
     ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float32), torch.arange(width, dtype=torch.float32),
                             indexing="ij")
@@ -1454,8 +1443,7 @@ def _bilateral_features(colours: Tensor, sxy: float, srgb: float) -> Tensor:
 
 
 def _crf_lattice(colours: Tensor, settings: CRFSettings) -> _Lattice | None:
-    """The bilateral term's lattice for the working photo's colours ``[3, h, w]`` (0..255), or None when that term
-    is off. It depends on the colours and the widths only, not on the unaries, so one serves every threshold."""
+    """The bilateral term's lattice of the working photo's colours ``[3, h, w]``, or None when that term is off."""
     if settings.bilateral_weight == 0:
         return None
     sxy = settings.bilateral_sxy * max(colours.shape[-2:])
@@ -1466,9 +1454,8 @@ def _mean_field(unaries: Tensor, colours: Tensor, settings: CRFSettings, lattice
     """Mean-field inference of the dense CRF with Potts pairwise terms: unaries ``[L, h, w]`` (probabilities; the
     energy is ``-log``) and colours ``[3, h, w]`` (0..255) of the working photo -> Q ``[L, h, w]``, after
     ``settings.iterations`` steps of ``Q_i(l) ∝ P_i(l) exp(w_g G[Q]_i(l) + w_b B[Q]_i(l))``, G and B the normalised
-    Gaussian (positions) and bilateral (positions and colours) filters, self included as in pydensecrf. Widths
-    scale with the working photo's long side. With both weights 0 it returns the unaries. ``lattice``: the
-    colours' :func:`_crf_lattice`, when already built."""
+    Gaussian (positions) and bilateral (positions and colours) filters, self included as in pydensecrf; widths scale
+    with the working photo's long side. ``lattice``: the colours' :func:`_crf_lattice`, when already built."""
     labels, height, width = unaries.shape
     q = unaries.float()
     if settings.gaussian_weight == 0 and settings.bilateral_weight == 0:
@@ -1506,9 +1493,8 @@ def _refined_label_maps(
     photo: Image.Image, cams_low: Tensor, logits_low: Tensor, classes: Sequence[int], thresholds: Sequence[float],
     settings: CRFSettings
 ) -> list[np.ndarray]:
-    """The CRF's label maps of one photo (``H x W``), one per mask threshold: int16 numpy ``[H, W]``, -1 background,
-    else the class index. cams_low / logits_low ``[k, h, w]``; the CRF runs on the CPU at ``settings.long_side``
-    (autocast off), with the working colours and the lattice made once for all thresholds."""
+    """The CRF's label maps ``[H, W]`` of one photo, one per mask threshold, from cams_low / logits_low ``[k, h, w]``;
+    on the CPU at ``settings.long_side``, autocast off."""
     size = crf_working_size(photo.height, photo.width, settings.long_side)
     lut = torch.tensor([-1, *classes], dtype=_label_dtype(classes))
     maps = []
@@ -1566,12 +1552,10 @@ def _smaller_than(components: np.ndarray, limit: float) -> np.ndarray:
 def refine_label_map(
     photo: ImageInput, seg: Segmentation, threshold: float | None = None, settings: CRFSettings | None = None
 ) -> np.ndarray:
-    """The edge-following label map of a segmentation from its stored maps, with no new forward pass: what
-    ``segment(..., threshold=threshold, refine=settings)`` returns as ``label_map`` (int16 numpy ``[H, W]``, -1
-    background, else the class index). photo: the segmented photo (any PIL mode, or a path), ``H x W``;
-    threshold: the CRF's unary level (default :data:`DEFAULT_REFINED_MASK_THRESHOLD`); settings: default
-    ``CRFSettings()``. With both pairwise weights 0, ``min_region`` 0 and a photo no larger than ``long_side`` it is
-    the plain map (``segment(..., refine=False)``) at ``threshold``, ties aside."""
+    """The edge-following label map of a segmentation from its stored maps, with no new forward pass: the
+    ``label_map`` of ``segment(..., threshold=threshold, refine=settings)`` (int16 numpy ``[H, W]``, -1 background).
+    photo: the segmented photo (any PIL mode, or a path); threshold: default :data:`DEFAULT_REFINED_MASK_THRESHOLD`;
+    settings: default ``CRFSettings()``."""
     threshold = DEFAULT_REFINED_MASK_THRESHOLD if threshold is None else threshold
     return refine_label_maps(photo, seg, [threshold], settings)[0]
 
@@ -1579,9 +1563,7 @@ def refine_label_map(
 def refine_label_maps(
     photo: ImageInput, seg: Segmentation, thresholds: Sequence[float], settings: CRFSettings | None = None
 ) -> list[np.ndarray]:
-    """:func:`refine_label_map` at each of several mask thresholds (a threshold sweep): one label map ``[H, W]`` per
-    threshold, in order. The working photo and the bilateral term's lattice, which do not depend on the threshold,
-    are made once."""
+    """:func:`refine_label_map` at each of several mask thresholds: one label map ``[H, W]`` per threshold."""
     if not isinstance(seg, Segmentation):
         raise TypeError(f"seg must be a Segmentation, got {type(seg).__name__}")
     if isinstance(thresholds, (str, bytes)) or not isinstance(thresholds, Sequence) or not thresholds:
@@ -1626,7 +1608,7 @@ def _image_tensor(image: ImageInput) -> Tensor:
 
 
 def _check_photo_size(photo: Image.Image, size: Sequence[int], results: str) -> None:
-    """The photo drawn on must be the one the results (at ``size`` = (H, W)) were made for."""
+    """Raise unless the photo is ``size`` = (H, W), the results' photo size."""
     if (photo.height, photo.width) != tuple(size):
         raise ValueError(
             f"image is {photo.height}x{photo.width} (H x W) but the {results} are for a {size[0]}x{size[1]} photo: draw"
@@ -1658,8 +1640,8 @@ def _figure(*args, **kwargs):
 
 
 def blend_segmentation(image: ImageInput, seg: Segmentation, alpha: float = 0.5) -> np.ndarray:
-    """Colour each class's region (colour by rank, see :func:`class_colors`) and blend it with
-    the photo: ``[H, W, 3]`` uint8. Background pixels are exactly the photo's."""
+    """Each class's region in its colour (:func:`class_colors`) blended with the photo: ``[H, W, 3]`` uint8;
+    background pixels are exactly the photo's."""
     from torchvision.utils import draw_segmentation_masks
 
     alpha = check_fraction(alpha, "alpha", meaning="the colour's weight")
@@ -1705,8 +1687,7 @@ def format_probability(p: float) -> str:
 
 
 def draw_box_outline(ax, box: Box, color: str = "white", width: float = 3.0) -> None:
-    """A box outline drawn on top of everything on the axis, with a black rim so that it stands
-    out on any colour of a jet overlay. ``box``: exclusive x1/y1 pixel edges."""
+    """A box outline (exclusive x1/y1 pixel edges) with a black rim, on top of everything on the axis."""
     from matplotlib import patheffects
     from matplotlib.patches import Rectangle
 
@@ -1718,8 +1699,7 @@ def draw_box_outline(ax, box: Box, color: str = "white", width: float = 3.0) -> 
 
 
 def show_detection(ax, image: ImageInput, detection: Detection, title: str | None = None, colorbar: bool = True):
-    """Photo, heatmap overlay (jet, optional colour bar) and the box (white with a black rim) on one
-    matplotlib axis; returns the overlay's image for a shared colour bar."""
+    """Photo, heatmap overlay (jet, optional colour bar) and box on one matplotlib axis; returns the overlay."""
     photo = _as_image(image)
     if not isinstance(detection, Detection):
         raise TypeError(f"detection must be a Detection (one of detect's results), got {type(detection).__name__}")
@@ -1736,8 +1716,7 @@ def show_detection(ax, image: ImageInput, detection: Detection, title: str | Non
 
 
 def plot_detections(image: ImageInput, detections: Sequence[Detection], columns: int = 5, size: float = 3.2):
-    """A grid of :func:`show_detection` panels (rank, class name, probability, box) with one shared
-    colour bar for all heatmaps (every map is in [0, 1]). ``detections``: one photo's, made on ``image``."""
+    """A grid of :func:`show_detection` panels with one shared colour bar; ``detections``: one photo's."""
     photo = _as_image(image)
     _check_detections(detections, photo)
     columns = check_int(columns, "columns", meaning="panels per row")
@@ -1756,8 +1735,7 @@ def plot_detections(image: ImageInput, detections: Sequence[Detection], columns:
 
 
 def segmentation_legend(ax, seg: Segmentation) -> None:
-    """A legend below the axis (it never covers the picture): one patch per class, colour by rank,
-    class name and softmax probability."""
+    """A legend below the axis: per class its colour, name and probability."""
     from matplotlib.patches import Patch
 
     handles = [
