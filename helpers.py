@@ -878,8 +878,9 @@ def segment(
     Raw CAMs ``M_c`` ``[k, h, w]`` from the views ``input_sizes`` x ``flip`` (as in :func:`detect`; averaged in logit
     units) -> ReLU and max-normalisation -> bilinear upsampling to the photo -> masks at ``threshold`` (fraction of each
     map's maximum, default :data:`DEFAULT_MASK_THRESHOLD`, with refinement :data:`DEFAULT_REFINED_MASK_THRESHOLD`) ->
-    label map by :func:`label_map_by_logit`. ``groups``: distinct objects, as in :func:`detect`. ``refine`` (default :data:`DEFAULT_REFINE`): True or a :class:`CRFSettings` makes
-    the masks follow the photo's edges (:func:`refine_label_map`), False gives the sheet's plain map.
+    label map by :func:`label_map_by_logit`. ``groups``: distinct objects, as in :func:`detect`. ``refine`` (default
+    :data:`DEFAULT_REFINE`): True or a :class:`CRFSettings` makes the masks follow the photo's edges
+    (:func:`refine_label_map`), False gives the sheet's plain map.
     """
     _linear_head(loaded)
     settings = _check_refine(refine)
