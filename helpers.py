@@ -1057,14 +1057,9 @@ def top_groups(
     k = check_int(k, "k", 1, nonempty, meaning="at most the number of non-empty groups")
     scores = torch.where(counts > 0, sums.double(), torch.tensor(float("-inf"), dtype=torch.float64))
     order = torch.sort(scores, descending=True, stable=True).indices[:k]
-    probs = probabilities.detach().cpu()
-    groups = group_of.cpu()
-    result = []
-    for g in order.tolist():
-        members = torch.nonzero(groups == g).flatten()
-        ranked = members[torch.sort(probs[members], descending=True, stable=True).indices]
-        result.append((group_names[g], float(sums[g]), ranked.tolist()))
-    return result
+    ranked = torch.sort(probabilities.detach().cpu(), descending=True, stable=True).indices  # ties: lower index first
+    group_of_ranked = group_of.cpu()[ranked]
+    return [(group_names[g], float(sums[g]), ranked[group_of_ranked == g].tolist()) for g in order.tolist()]
 
 
 @dataclass(frozen=True)
