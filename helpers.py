@@ -257,9 +257,9 @@ def wrap_model(
     ``target_layer`` (a module or its dotted name, e.g. ``"features.29"``): the layer that runs once per forward pass
     and whose output ``[B, K, h, w]`` the maps come from. Grad-CAM (:func:`detect`, :func:`grad_cams`) works with any
     differentiable head after it. CAM (:func:`segment`) also needs ``classifier``: the ``nn.Linear`` (``[C, K]``) on
-    the globally average-pooled ``target_layer`` output (``model.fc`` of a ResNet, ``model.classifier[1]`` of
-    MobileNetV2). ``categories``: the C class names (default: ImageNet-1k's); ``mean``/``std`` (default: ImageNet's):
-    the normalisation after scaling to [0, 1]. One forward pass of a noise image checks all of this.
+    the globally average-pooled ``target_layer`` output (``model.classifier[1]`` of MobileNetV2). ``categories``: the C
+    class names (default: ImageNet-1k's); ``mean``/``std``: the normalisation after scaling to [0, 1]. One forward pass
+    of a noise image checks all of this.
     """
     if isinstance(target_layer, str):
         try:
@@ -661,11 +661,9 @@ def _same_field(a: object, b: object) -> bool:
 
 @dataclass(frozen=True, eq=False)
 class Detection(_Result):
-    """One class's detection. ``box``: the single box (the largest component of the map at the box threshold, see
-    :func:`heatmap_to_bbox`); ``boxes``/``box_scores``: one box per instance (see :func:`cam_to_instances`), best first,
-    scored by the map's peak in the instance times ``score``. ``heatmap`` (``[H, W]`` float32 numpy, in [0, 1],
-    read-only) is made at the photo's size on first access only; ``cam`` is the low-resolution map ``[h, w]``, the
-    detection's own. Detections compare by content (every field equal, ``cam`` by values)."""
+    """One class's detection. ``box``: :func:`heatmap_to_bbox`'s box; ``boxes``/``box_scores``: one box per instance
+    (:func:`cam_to_instances`), best first, scored by the instance's peak times ``score``; ``cam``: the map ``[h, w]``;
+    ``heatmap``: ``[H, W]`` float32 numpy in [0, 1], read-only, made on first access. Compared by content."""
 
     class_index: int
     label: str
@@ -850,8 +848,8 @@ class Segmentation(_Result):
     """A multi-class segmentation of one photo. ``label_map``: ``[H, W]`` int16 numpy, -1 for background, else the
     ImageNet class index (int32 for class indices above 32767); ``classes``: (class_index, label, softmax score) per
     class, in rank order; ``cams_low``: the normalised CAMs ``[k, h, w]`` (``cams``, ``[k, H, W]``, is made on access);
-    ``logits_low``: the per-pixel logits ``M_c + b_c`` ``[k, h, w]`` deciding overlaps; ``refined``: whether
-    ``label_map`` is the CRF's or the plain map. They compare by content (every field equal, maps by values)."""
+    ``logits_low``: the per-pixel logits ``M_c + b_c`` ``[k, h, w]``; ``refined``: whether ``label_map`` is the CRF's.
+    Compared by content."""
 
     label_map: np.ndarray
     classes: list[tuple[int, str, float]]
@@ -1815,8 +1813,7 @@ def check_fraction(
 
 def check_real(value: object, name: str, *, positive: bool = False, meaning: str = "") -> float:
     """A finite real number, ``> 0`` with ``positive`` else ``>= 0`` -> ``float``. TypeError for anything but a real
-    number (bools and strings too; a 0-d real tensor counts), ValueError when negative, zero with ``positive``,
-    infinite or NaN. Every error names the argument and what is expected."""
+    number (bools and strings too; a 0-d real tensor counts), ValueError when out of range, infinite or NaN."""
     expected = f"a finite number {'> 0' if positive else '>= 0'}" + (f" ({meaning})" if meaning else "")
     if not _is_real(value):
         raise TypeError(f"{name} must be {expected}, got {value!r} ({type(value).__name__})")
