@@ -581,8 +581,7 @@ def _forward_grad_cams(
         logits = loaded.model(batch)
     recorder.check_single_call()
     probabilities = logits.detach().softmax(dim=1)
-    if targets is None:
-        targets = _choose_targets(probabilities, topk)
+    targets = _choose_targets(probabilities, topk, targets)
     # Seed j: for every photo b a one-hot on b's j-th class (zeros where b has fewer); one vmapped backward for all.
     k = max(len(t) for t in targets)
     seeds = torch.zeros(k, *logits.shape, dtype=logits.dtype, device=logits.device)
@@ -596,7 +595,7 @@ def _forward_grad_cams(
     slot = torch.tensor([j for t in targets for j in range(len(t))], device=batch.device)
     photo_of = torch.tensor([b for b, t in enumerate(targets) for _ in t], device=batch.device)
     cams = calculate_grad_cam(recorder.activations.detach()[photo_of], gradients[slot, photo_of])
-    return probabilities, [list(t) for t in targets], list(cams.split([len(t) for t in targets]))
+    return probabilities, targets, list(cams.split([len(t) for t in targets]))
 
 
 def grad_cams(
@@ -737,10 +736,11 @@ def _label_and_score(
     return groups.names[group], float(probabilities[groups.group_of.to(probabilities.device) == group].sum())
 
 
-def _choose_targets(probabilities: Tensor, topk: TopK) -> list[list[int]]:
-    if callable(topk):
-        return topk(probabilities)
-    return probabilities.topk(topk, dim=1).indices.tolist()
+def _choose_targets(probabilities: Tensor, topk: TopK, targets: Sequence[Sequence[int]] | None) -> list[list[int]]:
+    """``targets`` as lists, or for None the classes ``topk`` chooses from the probabilities ``[B, C]``."""
+    if targets is None:
+        targets = topk(probabilities) if callable(topk) else probabilities.topk(topk, dim=1).indices.tolist()
+    return [list(t) for t in targets]
 
 
 def full_size_heatmaps(cams: Tensor, size: tuple[int, int]) -> Tensor:
@@ -774,12 +774,11 @@ def _forward_cams(
         logits = loaded.model(batch)
         recorder.check_single_call()
         probabilities = logits.softmax(dim=1)
-        if targets is None:
-            targets = _choose_targets(probabilities, topk)
+        targets = _choose_targets(probabilities, topk, targets)
         cams = [
             calculate_cam(a, loaded.classifier.weight, t) for a, t in zip(recorder.activations, targets, strict=True)
         ]
-    return probabilities, [list(t) for t in targets], cams
+    return probabilities, targets, cams
 
 
 # ==== Task 2.4: upsampling, masks and the multi-class label map =====================================================
@@ -959,7 +958,7 @@ def _averaged_maps(
         if views[0] != (INPUT_SIZE[0], False):  # a detail view: the classes still come from the classifier's own size
             with torch.inference_mode():
                 probabilities = loaded.model(_batch(loaded, photos, INPUT_SIZE[0])).softmax(dim=1)
-            targets = _choose_targets(probabilities, topk) if targets is None else targets
+            targets = _choose_targets(probabilities, topk, targets)
         for size, mirrored in views:
             batch = _batch(loaded, photos, size)
             p, targets, maps = method(loaded, batch.flip(-1) if mirrored else batch, targets, topk)
