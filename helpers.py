@@ -1738,8 +1738,8 @@ def plot_segmentation(image: ImageInput, seg: Segmentation, alpha: float = 0.5, 
 
 def heatmap_correlation(a: Tensor | np.ndarray, b: Tensor | np.ndarray) -> float:
     """Pearson correlation of two maps of the same shape (0 when either is constant)."""
-    x = torch.as_tensor(np.asarray(a), dtype=torch.float64).ravel()
-    y = torch.as_tensor(np.asarray(b), dtype=torch.float64).ravel()
+    x = torch.tensor(np.asarray(a), dtype=torch.float64).ravel()  # a copy: Detection.heatmap is read-only
+    y = torch.tensor(np.asarray(b), dtype=torch.float64).ravel()
     if x.shape != y.shape:
         raise ValueError(f"maps must have the same shape, got {tuple(np.shape(a))} and {tuple(np.shape(b))}")
     x, y = x - x.mean(), y - y.mean()
