@@ -84,7 +84,8 @@ for warning in caught:
 # `"wide_resnet101_2"`) and the stand-in `"efficientnet_lite0"`.
 
 # %%
-# NBVAL_IGNORE_OUTPUT  (where the model came from depends on the machine's network)
+# NBVAL_IGNORE_OUTPUT
+# (nbval skips this cell's output: where the model came from depends on the machine's network)
 resnet50, where = H.resnet50_architecture()
 print(where)
 

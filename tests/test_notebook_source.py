@@ -135,3 +135,13 @@ def test_the_notebook_is_light() -> None:
     notebook = json.loads(NOTEBOOK.read_text(encoding="utf-8"))
     formats = {key for cell in notebook["cells"] for o in cell.get("outputs", []) for key in o.get("data", {})}
     assert "image/png" not in formats and "image/jpeg" in formats  # photos and heatmaps: JPEG, a fifth of PNG's bytes
+
+
+def test_every_nbval_marker_is_one_nbval_reads() -> None:
+    # nbval reads a marker only when the comment is exactly its name: "# NBVAL_IGNORE_OUTPUT (why)" is compared.
+    from nbval.plugin import comment_markers
+
+    lines = (ROOT / ".ci" / "exercise3.py").read_text(encoding="utf-8").splitlines()
+    markers = [line for line in lines if "NBVAL_" in line or "PYTEST_VALIDATE" in line]
+    assert markers, "the notebook has cells whose output depends on the machine: they need a marker"
+    assert all(line.lstrip("#").strip() in comment_markers for line in markers), markers
