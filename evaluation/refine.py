@@ -21,7 +21,8 @@ import helpers
 from .boxes_masks import THRESHOLDS, mask_items
 from .data import ROOT, SHARED_DATA, TEST_DATA, CocoSet, PetsPhoto, find_dataset, load_coco, load_pets
 from .metrics import Speckle, best_key, interval, kfold_choice, speckle
-from .running import forward, median_seconds, photo_options, relabel
+from .running import forward, photo_options, relabel
+from .speed import median_seconds
 
 #: The CRF the grid varies: helpers' defaults without speck removal (speck removal is chosen on its own, over
 #: :data:`SPECK_FRACTIONS`).

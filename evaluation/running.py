@@ -1,10 +1,9 @@
 """What every protocol shares to run the model: the one forward-pass helper, the plain label map at another
-threshold (:func:`relabel`), timing and progress bars."""
+threshold (:func:`relabel`) and progress bars (timing: :func:`.speed.median_seconds`)."""
 
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TypeVar
 
@@ -14,7 +13,6 @@ from PIL import Image
 from torch import Tensor
 
 import helpers
-from helpers import check_int
 
 Item = TypeVar("Item")
 
@@ -68,16 +66,3 @@ def progress(items: Iterable[Item], description: str, total: int | None = None) 
     from tqdm import tqdm
 
     return tqdm(items, desc=description, total=total, unit="photo")
-
-
-def median_seconds(rows: Mapping[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    """Each callable run ``repeats`` times, round-robin after one warm-up round -> {name: median seconds}."""
-    for fn in rows.values():
-        fn()
-    seconds: dict[str, list[float]] = {name: [] for name in rows}
-    for _ in range(check_int(repeats, "repeats")):
-        for name, fn in rows.items():
-            start = time.perf_counter()
-            fn()
-            seconds[name].append(time.perf_counter() - start)
-    return {name: float(np.median(v)) for name, v in seconds.items()}
