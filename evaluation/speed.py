@@ -17,10 +17,9 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -164,10 +163,11 @@ class BenchmarkRecord:
     agreement: dict[str, dict[str, float]] = field(default_factory=dict)
     descriptions: dict[str, str] = field(default_factory=dict)
     settings: dict[str, object] = field(default_factory=dict)
+    file: str = field(default="", compare=False)  # the record's file name (set by the loader)
 
     def to_json(self) -> dict[str, object]:
         """Plain JSON types, with ``kind`` ``"benchmark"``."""
-        return {"kind": KIND, **asdict(self)}
+        return {"kind": KIND, **{key: value for key, value in asdict(self).items() if key != "file"}}
 
     @classmethod
     def from_json(cls, data: Mapping[str, object]) -> BenchmarkRecord:
@@ -195,20 +195,11 @@ class BenchmarkRecord:
 
 
 def write_benchmark(record: BenchmarkRecord, path: str | os.PathLike = RECORD) -> Path:
-    """Write ``record`` as JSON (indent 1) to ``path`` atomically: a temporary file in the same folder, then
-    ``os.replace``, so a reader never sees half a record -> the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(record.to_json(), indent=1, allow_nan=False) + "\n"
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
+    """Write ``record`` as JSON to ``path`` the way every run record is written (:func:`.records.write_run`: indent
+    1, sorted keys, atomically) -> the path."""
+    from .records import write_run
+
+    return write_run(path, record.to_json())
 
 
 def write_readme_speed_rows(record: BenchmarkRecord, readme: str | os.PathLike = README) -> Path:
@@ -233,7 +224,8 @@ def readme_speed_lines(text: str) -> str:
 
 def load_benchmark(path: str | os.PathLike = RECORD) -> BenchmarkRecord:
     """The :class:`BenchmarkRecord` stored at ``path``."""
-    return BenchmarkRecord.from_json(json.loads(Path(path).read_text(encoding="utf-8")))
+    path = Path(path)
+    return replace(BenchmarkRecord.from_json(json.loads(path.read_text(encoding="utf-8"))), file=path.name)
 
 
 def median_seconds(
@@ -490,7 +482,7 @@ def source_text(record: BenchmarkRecord) -> str:
     gpu = f", GPU {m.gpu}" if m.gpu else ", on the CPU"
     quick = ", a quick run (`--quick`): few timed runs, for checking only" if record.settings.get("quick") else ""
     return (
-        f"From `benchmark.json` (`python -m evaluation.benchmark`, {record.date}{quick}). Models: {models}. "
+        f"From `benchmark.json` (`python -m evaluation.benchmark`, {record.date}{quick}); model {models}. "
         f"torch {record.torch}, torchvision {record.torchvision}, Python {record.python}. Machine: {m.platform}, "
         f"{m.processor}, {m.cpu_count} logical cores, {m.threads} torch thread(s){gpu}. Photo: {record.photo}."
     )

@@ -14,6 +14,7 @@ import helpers
 from evaluation import records, schema
 from evaluation.metrics import Interval
 from evaluation.refine import MaskKey
+from evaluation.speed import BenchmarkRecord
 
 RESULTS = records.RESULTS
 
@@ -99,6 +100,7 @@ KINDS = {
     "crf_reference": schema.CRFReferenceRecord,
     "detection": schema.DetectionRecord,
     "layer_screen": schema.LayerScreenRecord,
+    "benchmark": BenchmarkRecord,
     "refine": schema.RefineRecord,
     "refine_224": schema.RefineRecord,
     "sizes": schema.SizesRecord,
@@ -112,7 +114,8 @@ def test_every_stored_record_loads_as_the_type_of_its_kind_with_its_model():
     for stem, record in stored.items():
         expected = KINDS.get(stem, schema.DetailRecord if stem.startswith("detail_") else schema.TechniqueRecord)
         assert type(record) is expected, stem
-        assert record.file == f"{stem}.json" and record.model and record.torch and record.torchvision
+        made_by = [m.name for m in record.models] if isinstance(record, BenchmarkRecord) else [record.model]
+        assert record.file == f"{stem}.json" and all(made_by) and record.torch and record.torchvision
     assert stored["refine"].results.decision.chosen_crf == helpers.CRFSettings()
     assert stored["refine"].results.refined.chosen == MaskKey("wb80 sxy0.08 ls128", 0.25, 0.0)
     assert stored["detail_320"].results.cost.detect_top5 == pytest.approx(4.71, abs=0.005)  # "detect top-5" in JSON
