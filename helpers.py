@@ -826,7 +826,7 @@ def label_map_by_logit(masks: Tensor, pixel_logits: Tensor, class_indices: Seque
     if not isinstance(pixel_logits, Tensor) or pixel_logits.shape != masks.shape:
         got = getattr(pixel_logits, "shape", None)
         raise ValueError(f"pixel_logits must have the shape of masks {tuple(masks.shape)}, got {got}")
-    classes = check_class_indices(class_indices)
+    classes = check_class_indices(class_indices, torch.iinfo(torch.int32).max)  # any model's classes
     if len(classes) != masks.shape[0]:
         raise ValueError(f"class_indices must have one entry per mask: {len(classes)} for {masks.shape[0]} masks")
     winner = pixel_logits.float().max(dim=0).indices  # first maximum on ties; much faster than argmax on CPU

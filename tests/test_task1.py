@@ -603,7 +603,7 @@ def test_detect_with_class_indices_keeps_order(lite, chihuahua, chihuahua_probab
         assert d.score == pytest.approx(float(probabilities[d.class_index]), abs=1e-6)
     # Each detection's heatmap is that class's Grad-CAM (with the default input views).
     expected = independent_grad_cam(lite, chihuahua, 281, *DEFAULT_VIEWS)
-    assert float((torch.from_numpy(detections[0].heatmap) - expected).abs().max()) < 1e-5
+    assert float((torch.tensor(detections[0].heatmap) - expected).abs().max()) < 1e-5
 
 
 def test_detect_scores_come_from_one_224_view_whatever_the_map_views(lite, chihuahua):
@@ -796,7 +796,7 @@ def test_detect_detail_view_keeps_the_224_classes_and_draws_maps_at_320(lite, ch
         assert tuple(p.cam.shape) == (14, 14) and tuple(d.cam.shape) == (20, 20)  # 224 / 16, 320 / 16 (dilated)
         # The map is the Grad-CAM of one 320 view, computed here with its own forward and backward pass.
         expected = independent_grad_cam(lite, chihuahua, d.class_index, sizes=(320,))
-        assert float((torch.from_numpy(d.heatmap) - expected).abs().max()) < 1e-5
+        assert float((torch.tensor(d.heatmap) - expected).abs().max()) < 1e-5
     # Not the 224 maps: the test would catch input_sizes being ignored for the maps.
     assert float(np.abs(detail[0].heatmap - plain[0].heatmap).max()) > 1e-2
     assert no_forward_hooks(lite.model) and all(not m._forward_pre_hooks for m in lite.model.modules())

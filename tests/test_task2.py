@@ -468,3 +468,11 @@ def test_segment_detail_view_keeps_the_224_classes_and_takes_cams_at_320(lite, c
     expected = torch.where(inside, torch.tensor(classes)[logits.max(dim=0).indices], -1).numpy()
     assert (detail.label_map != expected).mean() < 1e-4  # bilinear rounding at the mask edges aside
     assert (detail.label_map != plain.label_map).mean() > 1e-3  # not the 224 map
+
+
+def test_label_map_by_logit_takes_the_classes_of_a_model_with_more_than_1000():
+    masks = torch.tensor([[[True, True, False]], [[False, True, True]]])  # [2, 1, 3]
+    logits = torch.tensor([[[1.0, 0.0, 0.0]], [[0.0, 2.0, 3.0]]])
+    labels = helpers.label_map_by_logit(masks, logits, [1500, 40000])
+    assert labels.tolist() == [[1500, 40000, 40000]] and labels.dtype == torch.int32  # 40000 does not fit int16
+    assert helpers.label_map_by_logit(masks, logits, [1500, 7]).dtype == torch.int16
