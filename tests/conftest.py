@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision
+import torchvision.transforms.functional as TF
 from PIL import Image
 
 import helpers
@@ -59,3 +60,33 @@ def two_blobs() -> np.ndarray:
     heatmap[1:6, 1:7] = 0.6
     heatmap[7:9, 9:11] = 1.0
     return heatmap
+
+
+class RedChannel(torch.nn.Module):
+    """A stand-in "classifier" whose 4 x 4 feature map is the photo's red channel pooled to 4 x 4: every class's
+    logit is the map's mean times (class + 1), so Grad-CAM of any class is the pooled red channel and class 999 is
+    the top-1 with a probability of about 1."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = torch.nn.AdaptiveAvgPool2d(4)
+
+    def forward(self, x):
+        maps = self.features(x)[:, :1]  # [B, 1, 4, 4]
+        return maps.mean(dim=(1, 2, 3))[:, None] * torch.arange(1, 1001)[None]
+
+
+@pytest.fixture(scope="session")
+def red_channel() -> helpers.LoadedModel:
+    """:class:`RedChannel` as a LoadedModel, photos resized to the view with no normalisation (the protocols' tests
+    on hand-built photos, where the right boxes are known)."""
+    model = RedChannel()
+    return helpers.LoadedModel(
+        model=model,
+        name="red channel",
+        source="test",
+        categories=tuple(str(i) for i in range(1000)),
+        target_layer=model.features,
+        classifier=torch.nn.Linear(1, 1000),  # only its device (and bias, for segment) is read
+        preprocess=lambda photo, size=224: TF.to_tensor(photo.resize((size, size)))[None],
+    )

@@ -4,8 +4,6 @@ whose Grad-CAM is the photo's red channel, on photos with two red squares boxed 
 import json
 
 import pytest
-import torch
-import torchvision.transforms.functional as TF
 from PIL import Image
 
 import helpers
@@ -13,33 +11,6 @@ from evaluation import detection, records, schema
 from evaluation.metrics import Interval
 
 TOP_CLASS = 999  # the stand-in ranks the classes by index: 999 first, with a probability of about 1
-
-
-class _Red(torch.nn.Module):
-    """The photo's red channel pooled to 4 x 4 cells is the feature map; every class's logit is its mean times
-    (class + 1), so every class's Grad-CAM is the pooled red channel."""
-
-    def __init__(self):
-        super().__init__()
-        self.features = torch.nn.AdaptiveAvgPool2d(4)
-
-    def forward(self, x):
-        maps = self.features(x)[:, :1]  # [B, 1, 4, 4]
-        return maps.mean(dim=(1, 2, 3))[:, None] * torch.arange(1, 1001)[None]
-
-
-@pytest.fixture(scope="module")
-def red() -> helpers.LoadedModel:
-    model = _Red()
-    return helpers.LoadedModel(
-        model=model,
-        name="red",
-        source="test",
-        categories=tuple(str(i) for i in range(1000)),
-        target_layer=model.features,
-        classifier=torch.nn.Linear(1, 1000),  # only its device is read
-        preprocess=lambda photo, size=224: TF.to_tensor(photo.resize((size, size)))[None],
-    )
 
 
 def two_squares(corners: tuple[tuple[int, int], tuple[int, int]]) -> tuple[Image.Image, list[list[float]]]:
@@ -53,7 +24,7 @@ def two_squares(corners: tuple[tuple[int, int], tuple[int, int]]) -> tuple[Image
     return photo, boxes
 
 
-def test_detection_protocol_scores_one_box_per_class_against_one_box_per_peak(red, tmp_path):
+def test_detection_protocol_scores_one_box_per_class_against_one_box_per_peak(red_channel, tmp_path):
     # Each photo's map has two equal peaks, one per square. One box per peak (outlined at 0.35 of its height) boxes
     # each square: IoU 100^2 / 115.6^2 = 0.75. One box per class boxes one square only (the largest component at
     # 0.15, 135 px: IoU 0.55). So one box per peak finds all 4 objects with precision 1: AP 1; one box per class
@@ -70,7 +41,7 @@ def test_detection_protocol_scores_one_box_per_class_against_one_box_per_peak(re
         entries.append({"file": f"{i}.png", "class_index": TOP_CLASS, "boxes_xyxy": boxes})
     (root / "annotations.json").write_text(json.dumps(entries))
 
-    raw = detection.detection_results(red, {}, tmp_path)  # no COCO and no development boxes: tests/data has none
+    raw = detection.detection_results(red_channel, {}, tmp_path)  # no COCO, no development boxes in tests/data
     results = records.parse(schema.DetectionResults, records.jsonable(raw, "results"))  # as the record holds it
     chosen = detection.key_name(("peaks", helpers.DEFAULT_INSTANCE_THRESHOLD))
     assert results.instance_setting == chosen == "peaks 0.35"
@@ -84,9 +55,9 @@ def test_detection_protocol_scores_one_box_per_class_against_one_box_per_peak(re
     assert one.ap50_minus_one is None
 
 
-def test_predictions_score_instances_by_peak_times_probability(red):
+def test_predictions_score_instances_by_peak_times_probability(red_channel):
     photo, _ = two_squares(((0, 0), (300, 300)))
-    detections = helpers.detect(red, photo, class_indices=[TOP_CLASS])
+    detections = helpers.detect(red_channel, photo, class_indices=[TOP_CLASS])
     (det,) = detections
     one = detection._predictions(detections, lambda c: 7, detection.ONE_BOX)
     assert one == [(7, det.box, det.score)]  # one box per class: its box, scored by the class probability

@@ -6,8 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-import torchvision.transforms.functional as TF
 from PIL import Image
 
 import helpers
@@ -152,33 +150,6 @@ def test_before_after_pairs_the_same_photos_per_bucket():
     assert sizes.before_after("sslml", "01101", after, np.array(["large", "small", "large", "medium"])) is None
 
 
-class _Fixed(torch.nn.Module):
-    """A stand-in "classifier" whose 4x4 feature map is the photo's red channel pooled to 4x4: every class's
-    logit is the map's mean times (class + 1), so Grad-CAM of any class is the pooled red channel."""
-
-    def __init__(self):
-        super().__init__()
-        self.features = torch.nn.AdaptiveAvgPool2d(4)
-
-    def forward(self, x):
-        maps = self.features(x)[:, :1]  # [B, 1, 4, 4]
-        return maps.mean(dim=(1, 2, 3))[:, None] * torch.arange(1, 1001)[None]
-
-
-@pytest.fixture(scope="module")
-def fixed() -> helpers.LoadedModel:
-    model = _Fixed()
-    return helpers.LoadedModel(
-        model=model,
-        name="fixed",
-        source="test",
-        categories=tuple(str(i) for i in range(1000)),
-        target_layer=model.features,
-        classifier=torch.nn.Linear(1, 1000),  # only its device (and bias, for segment) is read
-        preprocess=lambda photo, size=224: TF.to_tensor(photo.resize((size, size)))[None],
-    )
-
-
 def red_square(size: int = 400, square: tuple[int, int, int, int] = (100, 100, 200, 200)) -> Image.Image:
     photo = Image.new("RGB", (size, size))
     photo.paste((255, 0, 0), square)
@@ -194,7 +165,7 @@ def _box_set(root: Path, photos: list[tuple[Image.Image, list]]) -> None:
     (root / "annotations.json").write_text(json.dumps(entries))
 
 
-def test_sizes_results_end_to_end_on_hand_built_sets(fixed, tmp_path):
+def test_sizes_results_end_to_end_on_hand_built_sets(red_channel, tmp_path):
     # Dev: the red square with its own box (area 1/16 of the photo: small; its box at 0.5 is the square, see
     # above) and a photo whose top half is red, boxed so (area 1/2: large; the two red rows of 4x4 cells
     # upsampled bilinearly cross one half exactly at the half's edge, so the box at 0.5 is the half).
@@ -202,7 +173,7 @@ def test_sizes_results_end_to_end_on_hand_built_sets(fixed, tmp_path):
     large = (red_square(square=(0, 0, 400, 200)), [[0, 0, 400, 200]])
     _box_set(tmp_path / "imagenet_val_227", [small, large])
     _box_set(tmp_path / "imagenet_val", [large])
-    raw = sizes.sizes_results(fixed, tmp_path)
+    raw = sizes.sizes_results(red_channel, tmp_path)
     results = records.parse(schema.SizesResults, records.jsonable(raw, "results"))  # as the record holds them
     dev = results.sets["imagenet_val_227"]
     assert dev.bucket_counts == {"small": 1, "medium": 0, "large": 1}
@@ -213,7 +184,7 @@ def test_sizes_results_end_to_end_on_hand_built_sets(fixed, tmp_path):
     today = [int(h) for h in dev.hits_at_default]
     # Independently: detect's own box (the defaults) against the ground truth, photo by photo.
     expected = [
-        int(helpers.best_iou(helpers.detect(fixed, photo, class_indices=[0])[0].box, boxes) >= 0.5)
+        int(helpers.best_iou(helpers.detect(red_channel, photo, class_indices=[0])[0].box, boxes) >= 0.5)
         for photo, boxes in (small, large)
     ]
     assert today == expected and small_bucket.gt_known.mean == expected[0]
