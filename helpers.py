@@ -1982,7 +1982,9 @@ def _array_image(array: np.ndarray | Tensor) -> Image.Image:
     if array.ndim not in (2, 3) or array.shape[2:] not in ((), (3,)):
         expected = "numpy [H, W, 3], a tensor [3, H, W] or [H, W] greyscale (a batch: a list of photos)"
         raise ValueError(f"image as an array must be {expected}, got shape {shape}")
-    values = array.astype(np.float64) * (1 if array.dtype == np.uint8 else 255)
+    if array.dtype == np.uint8:
+        return Image.fromarray(np.ascontiguousarray(array))
+    values = array.astype(np.float64) * 255
     if not np.all((values >= 0) & (values <= 255)):
         got = f"{array.dtype} values outside [0, 1]"
         raise ValueError(f"image as an array must be uint8, or float in [0, 1] (0..255 values: as uint8), got {got}")
