@@ -292,7 +292,7 @@ def from_json(data: Mapping[str, object], name: str) -> Record | BenchmarkRecord
     if data.get("kind") == "benchmark":  # the speed benchmark's record names its models and machine in its own fields
         from .speed import BenchmarkRecord
 
-        return dataclasses.replace(BenchmarkRecord.from_json(data), file=name)
+        return BenchmarkRecord.from_json({**data, "file": name})
     missing = [key for key in PROVENANCE if key not in data]
     if missing:
         raise ValueError(f"{name} lacks the top-level keys {missing}: every record names its model")
