@@ -270,9 +270,10 @@ def rss_mb() -> tuple[float, str]:
         for line in status.read_text().splitlines():
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024, "/proc/self/status VmRSS"
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "resource ru_maxrss (peak, not current)"
+    peak = peak_rss_mb()
+    if peak is None:
+        raise RuntimeError("resident memory cannot be read on this machine: install psutil")
+    return peak, "resource ru_maxrss (peak, not current)"
 
 
 def peak_rss_mb() -> float | None:
@@ -306,8 +307,12 @@ def machine(device: torch.device) -> Machine:
     """This machine, torch's threads and the GPU ``device`` names (None on the CPU)."""
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
     return Machine(
-        platform.platform(), cpu_name(), os.cpu_count() or 1, torch.get_num_threads(), torch.get_num_interop_threads(),
-        gpu,
+        platform=platform.platform(),
+        processor=cpu_name(),
+        cpu_count=os.cpu_count() or 1,
+        threads=torch.get_num_threads(),
+        interop_threads=torch.get_num_interop_threads(),
+        gpu=gpu,
     )
 
 
@@ -385,7 +390,6 @@ def failure(err: BaseException) -> str:
     """An exception as a row's note: ``failed (Type: message)``, the message's first line."""
     message = str(err).strip().splitlines()[0] if str(err).strip() else ""
     return f"failed ({type(err).__name__}: {message[:200]})"
-
 
 
 # --------------------------------------------------------------------------------------------
