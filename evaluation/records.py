@@ -7,11 +7,14 @@ typed records (:func:`load`, :func:`load_all`): each record is the dataclass of 
 so a protocol that writes a new key needs a new field there. Another module adds a kind in one line, with
 :func:`register`::
 
-    @records.register("benchmark")
+    @records.register("my protocol")
     @dataclass(frozen=True, kw_only=True)
-    class BenchmarkRecord(schema.Record):
-        config: BenchmarkConfig
-        results: BenchmarkResults
+    class MyRecord(schema.Record):
+        config: MyConfig
+        results: MyResults
+
+The speed benchmark's record (``"kind": "benchmark"``, :class:`.speed.BenchmarkRecord`) names its models and machine
+in its own fields; the same loader reads it, with the same :func:`parse`.
 """
 
 from __future__ import annotations
@@ -286,13 +289,14 @@ def register(*kinds: str) -> Callable[[R], R]:
 
 
 def from_json(data: Mapping[str, object], name: str) -> Record | BenchmarkRecord:
-    """A record's JSON data (``name``: its file name) as the :class:`Record` type of its kind; a record without the
-    :data:`PROVENANCE` keys is an error (its numbers could not be labelled)."""
+    """A record's JSON data (``name``: its file name) as the :class:`Record` type of its kind (the benchmark's as a
+    :class:`.speed.BenchmarkRecord`); a record without the :data:`PROVENANCE` keys is an error (its numbers could not
+    be labelled)."""
     data = _mapping(data, name)
-    if data.get("kind") == "benchmark":  # the speed benchmark's record names its models and machine in its own fields
+    if data.get("kind") == "benchmark":
         from .speed import BenchmarkRecord
 
-        return dataclasses.replace(BenchmarkRecord.from_json(data), file=name)
+        return BenchmarkRecord.from_json({**data, "file": name})
     missing = [key for key in PROVENANCE if key not in data]
     if missing:
         raise ValueError(f"{name} lacks the top-level keys {missing}: every record names its model")

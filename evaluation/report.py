@@ -353,14 +353,17 @@ def refine_markdown(results: RefineResults) -> str:
     return "\n".join(lines)
 
 
-def paired_or_dash(base: str | Sequence[float] | None, new: str | Sequence[float] | None) -> str:
-    """The paired difference new - base of two per-item records (hit strings or value lists), '–' when they do not
-    hold the same items."""
+def paired_interval(base: str | Sequence[float] | None, new: str | Sequence[float] | None) -> Interval | None:
+    """The paired difference new - base of two per-item records (hit strings or value lists) with its interval;
+    None when they do not hold the same items."""
     if base is None or new is None or len(base) != len(new):
-        return "–"
-    if isinstance(base, str):
-        return ci_text(paired_difference(base, new), signed=True)
-    return ci_text(values_difference(base, new), False, True)
+        return None
+    return paired_difference(base, new) if isinstance(base, str) else values_difference(base, new)
+
+
+def paired_or_dash(base: str | Sequence[float] | None, new: str | Sequence[float] | None) -> str:
+    """:func:`paired_interval` as signed text (percent for hit strings), '–' when it is None."""
+    return ci_or_dash(paired_interval(base, new), isinstance(base, str), signed=True)
 
 
 #: The detail table's paired-difference columns: (header, the per-item record it reads in a detail run's results).

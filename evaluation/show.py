@@ -18,7 +18,7 @@ from .data import BoxSample
 from .detail import BASELINE
 from .metrics import Interval, paired_difference
 from .refine import BUDGET_X_FORWARD
-from .report import DETAIL_PAIRED, ci_text, ordered_details, per_item, values_difference
+from .report import DETAIL_PAIRED, ci_text, ordered_details, paired_interval, per_item
 from .schema import (
     CRFReferenceRecord,
     DetailRecord,
@@ -129,7 +129,9 @@ def detail_differences(runs: Iterable[Record]) -> None:
         )
         print(f"{'':<12}" + "".join(f"{header:>26}" for header, _, _ in columns))
         rows = {
-            name: {header: _paired(per_item(base, read), per_item(r.results, read)) for header, _, read in columns}
+            name: {
+                header: paired_interval(per_item(base, read), per_item(r.results, read)) for header, _, read in columns
+            }
             for name, r in detail.items()
             if name != BASELINE
         }
@@ -158,13 +160,6 @@ def detail_differences(runs: Iterable[Record]) -> None:
         f"= {helpers.DEFAULT_BOX_THRESHOLD}, DEFAULT_MASK_THRESHOLD = {helpers.DEFAULT_MASK_THRESHOLD} (the same: "
         f"{same})"
     )
-
-
-def _paired(base: str | Sequence[float] | None, new: str | Sequence[float] | None) -> Interval | None:
-    """new - base over the same items (hit strings or per-item values) with its paired interval, or None."""
-    if base is None or new is None or len(base) != len(new):
-        return None
-    return paired_difference(base, new) if isinstance(base, str) else values_difference(base, new)
 
 
 def plain_curve(mean_by_key: Mapping[str, float]) -> dict[float, float]:

@@ -12,14 +12,13 @@
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import os
 import platform
 import statistics
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -171,23 +170,13 @@ class BenchmarkRecord:
 
     @classmethod
     def from_json(cls, data: Mapping[str, object]) -> BenchmarkRecord:
-        """The record of :meth:`to_json`'s dict; a dict of another kind is an error."""
+        """The record of :meth:`to_json`'s dict (read by :func:`.records.parse`); a dict of another kind is an
+        error."""
+        from .records import parse
+
         if data.get("kind") != KIND:
             raise ValueError(f"not a benchmark record: kind is {data.get('kind')!r}, expected {KIND!r}")
-        fields = {key: value for key, value in data.items() if key != "kind"}
-        memory = fields.pop("memory")
-        return cls(
-            **fields
-            | {
-                "machine": Machine(**fields["machine"]),
-                "models": [ModelInfo(**m) for m in fields["models"]],
-                "rows": [SpeedRow(**r) for r in fields["rows"]],
-                "checks": [TargetCheck(**c) for c in fields["checks"]],
-                "throughput": [Throughput(**t) for t in fields["throughput"]],
-                "threads": [ThreadRow(**t) for t in fields["threads"]],
-                "memory": None if memory is None else Memory(**memory),
-            }
-        )
+        return parse(cls, {key: value for key, value in data.items() if key != "kind"}, "benchmark record")
 
     def row(self, key: str, model: str) -> SpeedRow | None:
         """The row ``key`` of the model labelled ``model``, None when the run has none."""
@@ -223,9 +212,13 @@ def readme_speed_lines(text: str) -> str:
 
 
 def load_benchmark(path: str | os.PathLike = RECORD) -> BenchmarkRecord:
-    """The :class:`BenchmarkRecord` stored at ``path``."""
-    path = Path(path)
-    return replace(BenchmarkRecord.from_json(json.loads(path.read_text(encoding="utf-8"))), file=path.name)
+    """The :class:`BenchmarkRecord` stored at ``path`` (:func:`.records.read`, the loader of every record)."""
+    from .records import read
+
+    record = read(path)
+    if not isinstance(record, BenchmarkRecord):
+        raise ValueError(f"{Path(path).name} is not a benchmark record: it holds a {type(record).__name__}")
+    return record
 
 
 def median_seconds(
@@ -277,9 +270,10 @@ def rss_mb() -> tuple[float, str]:
         for line in status.read_text().splitlines():
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024, "/proc/self/status VmRSS"
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "resource ru_maxrss (peak, not current)"
+    peak = peak_rss_mb()
+    if peak is None:
+        raise RuntimeError("resident memory cannot be read on this machine: install psutil")
+    return peak, "resource ru_maxrss (peak, not current)"
 
 
 def peak_rss_mb() -> float | None:
@@ -313,8 +307,12 @@ def machine(device: torch.device) -> Machine:
     """This machine, torch's threads and the GPU ``device`` names (None on the CPU)."""
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
     return Machine(
-        platform.platform(), cpu_name(), os.cpu_count() or 1, torch.get_num_threads(), torch.get_num_interop_threads(),
-        gpu,
+        platform=platform.platform(),
+        processor=cpu_name(),
+        cpu_count=os.cpu_count() or 1,
+        threads=torch.get_num_threads(),
+        interop_threads=torch.get_num_interop_threads(),
+        gpu=gpu,
     )
 
 
@@ -392,7 +390,6 @@ def failure(err: BaseException) -> str:
     """An exception as a row's note: ``failed (Type: message)``, the message's first line."""
     message = str(err).strip().splitlines()[0] if str(err).strip() else ""
     return f"failed ({type(err).__name__}: {message[:200]})"
-
 
 
 # --------------------------------------------------------------------------------------------

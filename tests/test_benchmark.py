@@ -93,6 +93,11 @@ def test_a_record_of_another_kind_is_refused(record):
         BenchmarkRecord.from_json(data)
 
 
+def test_loading_another_record_as_the_benchmark_is_refused():
+    with pytest.raises(ValueError, match=r"refine\.json is not a benchmark record: it holds a RefineRecord"):
+        speed.load_benchmark(speed.RECORD.with_name("refine.json"))
+
+
 def test_readme_rows_hold_the_ratios_with_the_budget_miss_in_bold(record):
     assert speed.readme_speed_rows(record) == (
         "| **Speed**: Grad-CAM of the top-5 classes, × one forward pass (stand-in / ResNet-50) | pytorch-grad-cam; "
